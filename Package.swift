@@ -1,0 +1,67 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "channels-redis-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ChannelsRedis", targets: ["ChannelsRedis"]),
+        .executable(name: "chat", targets: ["Chat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev", "libevent-dev"])]
+        ),
+        .target(
+            name: "ChannelsRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Chat",
+            dependencies: [
+                "ChannelsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Chat",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChannelsRedisTests",
+            dependencies: ["ChannelsRedis"],
+            exclude: ["Python"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "ChannelsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Python"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,22 @@
+#ifndef CHANNELS_REDIS_CHIREDIS_SHIM_H
+#define CHANNELS_REDIS_CHIREDIS_SHIM_H
+
+// The libc headers must come before any libevent header: event2/event-config.h defines
+// _GNU_SOURCE, and when it is seen first a clean build fails with an `fd_set` mismatch
+// against Swift's Glibc module.
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <signal.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+// The adapter is a set of static functions in a header; Swift imports and emits them.
+#include <hiredis/adapters/libevent.h>
+
+#endif

@@ -1,0 +1,323 @@
+internal import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a ``HiredisConnection`` tells its owner. All calls arrive on the loop thread.
+protocol HiredisConnectionDelegate: AnyObject {
+    /// A reply to a normal command, in the order the commands were sent; `nil` when the context is
+    /// being freed and the command will never be answered.
+    func connection(_ connection: HiredisConnection, didReceiveReply reply: UnsafePointer<redisReply>?)
+    /// A pub/sub push (subscribe/unsubscribe confirmation or message); `nil` while freeing.
+    func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?)
+    /// The context is gone (failed connect, connect timeout, server closed, I/O error).
+    /// Not called for ``HiredisConnection/close()``.
+    func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError)
+}
+
+/// One hiredis async context, re-created on every (re)connect: hiredis 0.14.1 cannot reuse a
+/// context after an error.
+///
+/// Loop-confined: every method runs on the loop thread.
+final class HiredisConnection: @unchecked Sendable {
+    // @unchecked Sendable: loop-confined. Every method checks `loop.preconditionInLoop()` or is
+    // called from a hiredis callback (which runs on the loop thread); other threads only carry the
+    // reference inside jobs handed back to the loop.
+    enum State: Equatable {
+        /// No context.
+        case idle
+        /// A context exists; the connect or the owner's handshake has not finished.
+        case connecting
+        /// The owner finished its handshake (``markReady()``).
+        case ready
+    }
+
+    let endpoint: RedisEndpoint
+    let label: String
+    private let loop: LibeventLoop
+    weak var delegate: (any HiredisConnectionDelegate)?
+
+    private(set) var state: State = .idle
+    private var context: UnsafeMutablePointer<redisAsyncContext>?
+    private var connectTimer: LoopTimer?
+    /// Bumped for every context, so work scheduled for an old context is ignored.
+    private(set) var generation = 0
+    /// True while we free the context ourselves, so hiredis's callbacks know it was us.
+    private var closingByUs = false
+
+    init(endpoint: RedisEndpoint, label: String, loop: LibeventLoop) {
+        self.endpoint = endpoint
+        self.label = label
+        self.loop = loop
+    }
+
+    var isReady: Bool { state == .ready }
+
+    /// Creates a new context and starts connecting. Commands may be queued right away; hiredis
+    /// writes them once the socket connects.
+    ///
+    /// Failure is reported through the delegate, never synchronously.
+    func connect(timeout: Duration) {
+        loop.preconditionInLoop()
+        precondition(state == .idle, "connect() on a connection that has a context")
+        generation &+= 1
+        let generation = self.generation
+
+        let created: UnsafeMutablePointer<redisAsyncContext>?
+        switch endpoint.address {
+        case .tcp(let host, let port):
+            // Note: redisAsyncConnect resolves names with a blocking getaddrinfo on this thread.
+            // Numeric addresses (the usual case) resolve without I/O.
+            created = redisAsyncConnect(host, Int32(port))
+        case .unix(let path):
+            created = redisAsyncConnectUnix(path)
+        }
+        guard let context = created, context.pointee.err == 0 else {
+            // The one case where hiredis hands us a context with `err` set and no callbacks to come:
+            // we free it ourselves.
+            let reason = created.map { Self.errorText($0) } ?? "out of memory"
+            if let created { redisAsyncFree(created) }
+            reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot connect to \(endpoint): \(reason)"))
+            return
+        }
+        self.context = context
+        self.state = .connecting
+        context.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        _ = redisEnableKeepAlive(&context.pointee.c)
+        if redisLibeventAttach(context, loop.eventBase) != REDIS_OK {
+            redisAsyncFree(context)
+            self.context = nil
+            self.state = .idle
+            reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot attach \(endpoint) to the event loop"))
+            return
+        }
+        redisAsyncSetConnectCallback(context, hiredisConnectTrampoline)
+        redisAsyncSetDisconnectCallback(context, hiredisDisconnectTrampoline)
+        connectTimer = loop.scheduleTimer(after: timeout) { [weak self] in
+            guard let self, self.generation == generation, self.state == .connecting else { return }
+            self.fail(ChannelLayerError(.timeout, "connecting to \(self.endpoint) timed out after \(timeout)"))
+        }
+    }
+
+    /// The owner's handshake succeeded: stop the connect timer.
+    func markReady() {
+        loop.preconditionInLoop()
+        guard state == .connecting else { return }
+        state = .ready
+        connectTimer?.cancel()
+        connectTimer = nil
+    }
+
+    /// Frees the context now. Pending replies are delivered as `nil` during this call; the delegate's
+    /// `didCloseWithError` is not called. Idempotent.
+    func close() {
+        loop.preconditionInLoop()
+        connectTimer?.cancel()
+        connectTimer = nil
+        guard let context else {
+            state = .idle
+            return
+        }
+        closingByUs = true
+        // Not inside a hiredis callback (all our calls come from jobs and timers), so this frees
+        // immediately, running pending callbacks with NULL replies first.
+        redisAsyncFree(context)
+        closingByUs = false
+        self.context = nil
+        state = .idle
+        generation &+= 1
+    }
+
+    /// Tears the context down and reports `error` to the delegate (liveness failure, protocol error).
+    func fail(_ error: ChannelLayerError) {
+        loop.preconditionInLoop()
+        guard state != .idle else { return }
+        close()
+        delegate?.connection(self, didCloseWithError: error)
+    }
+
+    // MARK: Commands
+
+    /// Sends a normal command; its reply arrives at `didReceiveReply`.
+    ///
+    /// - Returns: false if there is no context or hiredis refused (disconnecting).
+    @discardableResult
+    func command(_ arguments: [String]) -> Bool {
+        send(arguments, push: false)
+    }
+
+    /// Sends SUBSCRIBE or UNSUBSCRIBE; confirmations and messages arrive at `didReceivePush`.
+    @discardableResult
+    func subscriptionCommand(_ arguments: [String]) -> Bool {
+        send(arguments, push: true)
+    }
+
+    /// `PUBLISH channel payload`, without intermediate copies.
+    @discardableResult
+    func publish(channel: String, payload: [UInt8]) -> Bool {
+        loop.preconditionInLoop()
+        guard let context else { return false }
+        var channel = channel
+        return channel.withUTF8 { (name: UnsafeBufferPointer<UInt8>) -> Bool in
+            payload.withUnsafeBufferPointer { (body: UnsafeBufferPointer<UInt8>) -> Bool in
+                var argv: (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?) = (
+                    UnsafeRawPointer(("PUBLISH" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self),
+                    (name.baseAddress.map { UnsafeRawPointer($0) } ?? Self.emptyBytes).assumingMemoryBound(to: CChar.self),
+                    (body.baseAddress.map { UnsafeRawPointer($0) } ?? Self.emptyBytes).assumingMemoryBound(to: CChar.self)
+                )
+                var lengths: (Int, Int, Int) = (7, name.count, body.count)
+                return Self.command(context, push: false, count: 3, argv: &argv, lengths: &lengths)
+            }
+        }
+    }
+
+    private static func command<Arguments, Lengths>(
+        _ context: UnsafeMutablePointer<redisAsyncContext>,
+        push: Bool,
+        count: Int,
+        argv: inout Arguments,
+        lengths: inout Lengths
+    ) -> Bool {
+        withUnsafeMutablePointer(to: &argv) { (argvTuple: UnsafeMutablePointer<Arguments>) -> Bool in
+            withUnsafeMutablePointer(to: &lengths) { (lengthTuple: UnsafeMutablePointer<Lengths>) -> Bool in
+                let argvPointer = UnsafeMutableRawPointer(argvTuple).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                let lengthPointer = UnsafeRawPointer(lengthTuple).assumingMemoryBound(to: Int.self)
+                return command(context, push: push, count: count, argv: argvPointer, lengths: lengthPointer)
+            }
+        }
+    }
+
+    private static func command(
+        _ context: UnsafeMutablePointer<redisAsyncContext>,
+        push: Bool,
+        count: Int,
+        argv: UnsafeMutablePointer<UnsafePointer<CChar>?>,
+        lengths: UnsafePointer<Int>
+    ) -> Bool {
+        let privdata: UnsafeMutableRawPointer? = context.pointee.data
+        let status: Int32
+        if push {
+            status = redisAsyncCommandArgv(context, hiredisPushTrampoline, privdata, Int32(count), argv, lengths)
+        } else {
+            status = redisAsyncCommandArgv(context, hiredisReplyTrampoline, privdata, Int32(count), argv, lengths)
+        }
+        return status == REDIS_OK
+    }
+
+    /// A valid pointer for empty arguments (hiredis reads zero bytes from it).
+    private static var emptyBytes: UnsafeRawPointer { UnsafeRawPointer(("" as StaticString).utf8Start) }
+
+    private func send(_ arguments: [String], push: Bool) -> Bool {
+        loop.preconditionInLoop()
+        guard let context, !arguments.isEmpty else { return false }
+        // Argument buffers only need to live for the call: hiredis formats them into its own buffer.
+        // One contiguous buffer for all arguments, pointers into it.
+        var joined: [UInt8] = []
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            offsets.append(joined.count)
+            joined.append(contentsOf: argument.utf8)
+            lengths.append(joined.count - offsets.last!)
+        }
+        joined.append(0)
+        return joined.withUnsafeBufferPointer { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+            var argv: [UnsafePointer<CChar>?] = offsets.map { offset in
+                UnsafeRawPointer(bytes.baseAddress! + offset).assumingMemoryBound(to: CChar.self)
+            }
+            return argv.withUnsafeMutableBufferPointer { (argvBuffer: inout UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) -> Bool in
+                lengths.withUnsafeBufferPointer { (lengthBuffer: UnsafeBufferPointer<Int>) -> Bool in
+                    Self.command(context, push: push, count: arguments.count, argv: argvBuffer.baseAddress!, lengths: lengthBuffer.baseAddress!)
+                }
+            }
+        }
+    }
+
+    // MARK: Callbacks from hiredis (via the trampolines below)
+
+    fileprivate func connectCallback(status: Int32, errorText: String) {
+        guard status != REDIS_OK else { return }
+        // hiredis frees the context when this callback returns, and no disconnect callback follows.
+        // Freeing or disconnecting here would be a use-after-free: only record and schedule.
+        context = nil
+        state = .idle
+        connectTimer?.cancel()
+        connectTimer = nil
+        let generation = self.generation
+        reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot connect to \(endpoint): \(errorText)"))
+    }
+
+    fileprivate func disconnectCallback(status: Int32, errorText: String) {
+        // Runs inside the free: the context dies when this returns.
+        context = nil
+        guard !closingByUs else { return }
+        state = .idle
+        connectTimer?.cancel()
+        connectTimer = nil
+        let reason = status == REDIS_OK ? "connection closed" : errorText
+        reportFailureLater(generation: generation, ChannelLayerError(.connectionLost, "lost connection to \(endpoint): \(reason)"))
+    }
+
+    fileprivate func replyCallback(_ reply: UnsafePointer<redisReply>?) {
+        delegate?.connection(self, didReceiveReply: reply)
+    }
+
+    fileprivate func pushCallback(_ reply: UnsafePointer<redisReply>?) {
+        delegate?.connection(self, didReceivePush: reply)
+    }
+
+    private func reportFailureLater(generation: Int, _ error: ChannelLayerError) {
+        // Through the job queue, so the owner never runs inside a hiredis callback.
+        loop.execute { [self] in
+            guard self.generation == generation, self.state == .idle else { return }
+            self.generation &+= 1
+            self.delegate?.connection(self, didCloseWithError: error)
+        }
+    }
+
+    fileprivate static func errorText(_ context: UnsafePointer<redisAsyncContext>) -> String {
+        guard let text = context.pointee.errstr else { return "unknown error" }
+        let message = String(cString: text)
+        return message.isEmpty ? "unknown error" : message
+    }
+}
+
+extension LibeventLoop {
+    /// The `event_base`, for attaching hiredis contexts. Loop thread only.
+    var eventBase: OpaquePointer {
+        preconditionInLoop()
+        return base!
+    }
+}
+
+// MARK: - C trampolines
+//
+// File-scope functions, never closures written inside isolated code. Each gets its connection back
+// from `ac->data` (set to an unretained pointer; the owner keeps the connection alive for as long
+// as the context exists, because it frees every context before dropping its connections).
+
+private func connection(of context: UnsafePointer<redisAsyncContext>?) -> HiredisConnection? {
+    guard let data = context?.pointee.data else { return nil }
+    return Unmanaged<HiredisConnection>.fromOpaque(data).takeUnretainedValue()
+}
+
+private func hiredisConnectTrampoline(_ context: UnsafePointer<redisAsyncContext>?, _ status: Int32) {
+    guard let context, let owner = connection(of: context) else { return }
+    owner.connectCallback(status: status, errorText: HiredisConnection.errorText(context))
+}
+
+private func hiredisDisconnectTrampoline(_ context: UnsafePointer<redisAsyncContext>?, _ status: Int32) {
+    guard let context, let owner = connection(of: context) else { return }
+    owner.disconnectCallback(status: status, errorText: HiredisConnection.errorText(context))
+}
+
+private func hiredisReplyTrampoline(_ context: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+    guard let owner = connection(of: context) else { return }
+    owner.replyCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+}
+
+private func hiredisPushTrampoline(_ context: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+    guard let owner = connection(of: context) else { return }
+    owner.pushCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+}

@@ -1,0 +1,416 @@
+/// Where one Redis server is and how to log in to it, parsed from a host URL as channels_redis's `hosts` setting
+/// takes them.
+///
+/// Accepted forms (what redis-py's `parse_url` accepts, minus TLS, which hiredis 0.14.1 does not have):
+///
+/// - `redis://[[username]:password@]host[:port][/db][?db=N]`, where `host` is a name, an IPv4 address or an IPv6
+///   address in brackets (`redis://[::1]:6380`). The port defaults to 6379, the database to 0.
+/// - `unix://[[username]:password@]/path/to/socket[?db=N]`.
+///
+/// As in redis-py: the scheme and host are case-insensitive (the host is lowercased), the username, password, host and
+/// socket path are percent-decoded (write `%40` for an `@` in a password; an escape that is not `%XX` is kept as
+/// written), the password is whatever follows the first `:` of the part before the last `@`, an empty port means the
+/// default, and `?db=` wins over the path's database. The pub/sub layer ignores the database (Redis pub/sub channels
+/// are server-wide); it is parsed so that the URLs a Django project already uses keep working.
+///
+/// Stricter than redis-py, because each of these is almost always a mistake that redis-py silently turns into a
+/// connection to some other place: an empty host (redis-py connects to localhost), port 0 (redis-py uses 6379), a path
+/// that is not a database number (redis-py ignores it), a `#` (redis-py cuts the URL there, so a password containing
+/// `#` loses its tail), a `unix://` URL with a host (redis-py ignores the host: `unix://tmp/redis.sock` means
+/// `/redis.sock` there), whitespace, and query parameters other than `db` (they tune redis-py's own sockets and mean
+/// nothing here; the layer's configuration has its own timeouts).
+///
+/// The password never appears in ``description`` or in an error message.
+///
+/// ```swift
+/// let endpoint = try RedisEndpoint(url: "redis://:s3cret@redis.internal:6380/1")
+/// print(endpoint)  // redis://:***@redis.internal:6380/1
+/// ```
+struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// How to reach the server.
+    enum Address: Sendable, Hashable {
+        /// A TCP host name or IP address (IPv6 without brackets) and port.
+        case tcp(host: String, port: Int)
+        /// The path of a Unix domain socket.
+        case unix(path: String)
+    }
+
+    /// Redis's default port, used when a `redis://` URL names none.
+    static let defaultPort = 6379
+
+    /// Where the server is.
+    var address: Address
+    /// The ACL user to authenticate as (Redis 6+), or `nil` for the default user.
+    var username: String?
+    /// The password to authenticate with, or `nil` to not authenticate.
+    var password: String?
+    /// The database number. Pub/sub ignores it; kept for completeness and for ``description``.
+    var database: Int
+
+    /// Creates an endpoint from its parts.
+    init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
+        self.address = address
+        self.username = username
+        self.password = password
+        self.database = database
+    }
+
+    /// Parses a host URL such as `redis://localhost:6379` or `unix:///run/redis.sock`.
+    ///
+    /// - Parameter url: The URL, as it would appear in channels_redis's `hosts` list.
+    /// - Throws: ``ChannelLayerError`` with code `.invalidConfiguration` and a message that quotes the URL with its
+    ///   password replaced by `***`.
+    init(url: String) throws(ChannelLayerError) {
+        do {
+            self = try Self.parse(url)
+        } catch {
+            throw ChannelLayerError(.invalidConfiguration, "Invalid Redis URL '\(Self.redact(url))': \(error.reason)")
+        }
+    }
+
+    /// The URL with the password shown as `***`, e.g. `redis://user:***@host:6379/0`.
+    var description: String {
+        var text: String
+        switch address {
+        case .tcp: text = "redis://"
+        case .unix: text = "unix://"
+        }
+        if username != nil || password != nil {
+            text += Self.percentEncode(username ?? "", keeping: Self.unreserved)
+            if password != nil { text += ":***" }
+            text += "@"
+        }
+        switch address {
+        case .tcp(let host, let port):
+            let host = host.contains(":") ? "[\(host.replacingPercent())]" : host
+            text += "\(host):\(port)/\(database)"
+        case .unix(let path):
+            text += Self.percentEncode(path, keeping: Self.unreserved.union([UInt8(ascii: "/")]))
+            if database != 0 { text += "?db=\(database)" }
+        }
+        return text
+    }
+}
+
+// MARK: - Parsing
+
+extension RedisEndpoint {
+    /// Why a URL was rejected; ``init(url:)`` wraps it with the redacted URL.
+    private struct ParseError: Error {
+        var reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    private enum Scheme {
+        case tcp
+        case unix
+    }
+
+    private static func parse(_ url: String) throws(ParseError) -> RedisEndpoint {
+        if let bad = url.unicodeScalars.first(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+            let what = bad == " " ? "a space" : "a control character"
+            throw ParseError("contains \(what); percent-encode it (a space is %20)")
+        }
+        guard let separator = url.firstRange(of: "://") else {
+            throw ParseError("has no scheme; write redis://host[:port][/db] or unix:///path/to/socket")
+        }
+        let scheme: Scheme
+        switch url[..<separator.lowerBound].lowercased() {
+        case "redis":
+            scheme = .tcp
+        case "unix":
+            scheme = .unix
+        case "rediss":
+            throw ParseError(
+                "TLS (rediss://) is not supported: hiredis 0.14.1, which this library uses, has no TLS; "
+                    + "use redis:// over a private network or a TLS tunnel such as stunnel"
+            )
+        case "redis+unix", "redis-socket":
+            throw ParseError("the scheme must be redis:// or unix://; for a Unix socket write unix:///path/to/socket")
+        default:
+            throw ParseError("the scheme must be redis:// or unix://")
+        }
+        let rest = url[separator.upperBound...]
+        if rest.contains("#") {
+            throw ParseError("contains '#', which would end the URL; percent-encode it as %23")
+        }
+
+        // As urllib's urlsplit: the authority ends at the first '/' or '?'; credentials end at its last '@'.
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        let pathAndQuery = rest[authorityEnd...]
+        let path: Substring
+        let query: Substring?
+        if let questionMark = pathAndQuery.firstIndex(of: "?") {
+            path = pathAndQuery[..<questionMark]
+            query = pathAndQuery[pathAndQuery.index(after: questionMark)...]
+        } else {
+            path = pathAndQuery
+            query = nil
+        }
+
+        var username: String?
+        var password: String?
+        let hostAndPort: Substring
+        if let at = authority.lastIndex(of: "@") {
+            let userinfo = authority[..<at]
+            hostAndPort = authority[authority.index(after: at)...]
+            if let colon = userinfo.firstIndex(of: ":") {
+                username = percentDecode(userinfo[..<colon])
+                password = percentDecode(userinfo[userinfo.index(after: colon)...])
+            } else {
+                username = percentDecode(userinfo)
+            }
+            // redis-py treats an empty username or password as absent.
+            if username?.isEmpty == true { username = nil }
+            if password?.isEmpty == true { password = nil }
+        } else {
+            hostAndPort = authority
+        }
+
+        // An '@' past the authority means the credentials contained a '/' or '?' that ended the authority early. Say so
+        // before anything else: the other checks quote pieces of the URL, which here would be pieces of the password.
+        // (A socket path may contain '@'; a database number or a `db` parameter cannot.)
+        if query?.contains("@") == true || (scheme == .tcp && path.contains("@")) {
+            throw ParseError("has an '@' after the host; percent-encode '/', '?', '#' and '@' in a username or password (%2F, %3F, %23, %40)")
+        }
+
+        // The query is parsed last for the same reason: in a malformed URL it may hold part of a password.
+        switch scheme {
+        case .tcp:
+            let (host, port) = try parseHostAndPort(hostAndPort)
+            let database: Int
+            // Python reads the path only when the query has no `db`. (Not `??`: its autoclosure would erase the typed error.)
+            if let query, let queryDatabase = try parseQuery(query) {
+                database = queryDatabase
+            } else {
+                database = try parsePathDatabase(path)
+            }
+            return RedisEndpoint(address: .tcp(host: host, port: port), username: username, password: password, database: database)
+        case .unix:
+            guard hostAndPort.isEmpty else {
+                throw ParseError("a unix:// URL takes no host; write unix:///path/to/socket (three slashes)")
+            }
+            let socketPath = percentDecode(path)
+            guard socketPath.hasPrefix("/"), socketPath != "/" else {
+                throw ParseError("has no socket path; write unix:///path/to/socket")
+            }
+            var database = 0
+            if let query, let queryDatabase = try parseQuery(query) { database = queryDatabase }
+            return RedisEndpoint(address: .unix(path: socketPath), username: username, password: password, database: database)
+        }
+    }
+
+    private static func parseHostAndPort(_ text: Substring) throws(ParseError) -> (host: String, port: Int) {
+        let hostPart: Substring
+        let portPart: Substring?
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw ParseError("has an IPv6 address without its closing ']'")
+            }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            let afterBracket = text[text.index(after: close)...]
+            if afterBracket.isEmpty {
+                portPart = nil
+            } else if afterBracket.hasPrefix(":") {
+                portPart = afterBracket.dropFirst()
+            } else {
+                throw ParseError("has '\(afterBracket)' after the IPv6 address; only ':port' may follow it")
+            }
+            let host = try ipv6Host(hostPart)
+            return (host, try parsePort(portPart))
+        }
+        if let colon = text.firstIndex(of: ":") {
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        } else {
+            hostPart = text
+            portPart = nil
+        }
+        if hostPart.isEmpty {
+            if let portPart, portPart.contains(":") {
+                throw ParseError("has an IPv6 address without brackets; write redis://[::1]:6379")
+            }
+            throw ParseError("has no host; write redis://host[:port][/db]")
+        }
+        let host = percentDecode(hostPart).lowercased()
+        guard host.utf8.allSatisfy(isHostNameByte) else {
+            throw ParseError("has an invalid host name; use letters, digits, '-', '_' and '.', or an IP address")
+        }
+        return (host, try parsePort(portPart))
+    }
+
+    /// Validates the inside of `[...]`: hex digits, ':' and '.' (for an embedded IPv4), plus an optional zone
+    /// (`fe80::1%25eth0`, RFC 6874).
+    private static func ipv6Host(_ text: Substring) throws(ParseError) -> String {
+        let decoded = percentDecode(text).lowercased()
+        let address = decoded.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+        let isAddressByte: (UInt8) -> Bool = { byte in
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: ":"), UInt8(ascii: "."): true
+            default: false
+            }
+        }
+        guard let body = address.first, body.contains(":"), body.utf8.allSatisfy(isAddressByte),
+            address.count == 1 || (address[1].isEmpty == false && address[1].utf8.allSatisfy(isHostNameByte))
+        else {
+            throw ParseError("has an invalid IPv6 address between the brackets")
+        }
+        return decoded
+    }
+
+    private static func parsePort(_ text: Substring?) throws(ParseError) -> Int {
+        // An empty port ("host:") means the default, as in RFC 3986 and redis-py.
+        guard let text, !text.isEmpty else { return defaultPort }
+        guard text.utf8.allSatisfy(isDigit), let port = Int(text), (1...65535).contains(port) else {
+            throw ParseError("has an invalid port '\(text)'; it must be a number from 1 to 65535")
+        }
+        return port
+    }
+
+    private static func parsePathDatabase(_ path: Substring) throws(ParseError) -> Int {
+        // The path is empty or starts with the '/' that ended the authority.
+        if path.isEmpty || path == "/" { return 0 }
+        return try parseDatabase(percentDecode(path.dropFirst())[...], from: "the path")
+    }
+
+    /// The `db` parameter of a query, if there is one.
+    private static func parseQuery(_ query: Substring) throws(ParseError) -> Int? {
+        var database: Int?
+        for parameter in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = percentDecode(parts[0], plusIsSpace: true)
+            guard name == "db" else {
+                throw ParseError("has the unsupported query parameter '\(name)'; only 'db' is understood")
+            }
+            let value = parts.count == 2 ? percentDecode(parts[1], plusIsSpace: true) : ""
+            let parsed = try parseDatabase(value[...], from: "'db'")
+            // redis-py (parse_qs) takes the first of repeated parameters.
+            if database == nil { database = parsed }
+        }
+        return database
+    }
+
+    private static func parseDatabase(_ text: Substring, from origin: String) throws(ParseError) -> Int {
+        guard !text.isEmpty, text.utf8.allSatisfy(isDigit), let database = Int(text) else {
+            throw ParseError("has an invalid database '\(text)' in \(origin); it must be a non-negative integer")
+        }
+        return database
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    private static func isHostNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+            true
+        default:
+            false
+        }
+    }
+}
+
+// MARK: - Percent-encoding and redaction
+
+extension RedisEndpoint {
+    /// RFC 3986's unreserved characters, which ``description`` writes as they are.
+    fileprivate static let unreserved: Set<UInt8> = Set(
+        Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+    )
+
+    /// Decodes `%XX` escapes like Python's `urllib.parse.unquote`: a `%` not followed by two hex digits stays as it
+    /// is, and bytes that are not UTF-8 become U+FFFD.
+    fileprivate static func percentDecode(_ text: Substring, plusIsSpace: Bool = false) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.contains(UInt8(ascii: "%")) || (plusIsSpace && bytes.contains(UInt8(ascii: "+"))) else {
+            return String(text)
+        }
+        var output = [UInt8]()
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                let low = hexValue(bytes[index + 2])
+            {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    fileprivate static func percentEncode(_ text: String, keeping allowed: Set<UInt8>) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var output = [UInt8]()
+        for byte in text.utf8 {
+            if allowed.contains(byte) {
+                output.append(byte)
+            } else {
+                output.append(contentsOf: [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// `url` made safe to show: whatever follows the first ':' of the credentials (everything before the last '@')
+    /// becomes `***`, so do the values of query parameters other than `db`, and control characters are escaped.
+    ///
+    /// Works on any string, parsable or not, and errs towards hiding too much: a rejected URL is exactly the case where
+    /// the parser cannot be trusted to know where the password ends.
+    static func redact(_ url: String) -> String {
+        var text = Substring(url)
+        var result = ""
+        if let separator = text.firstRange(of: "://") {
+            result += String(text[..<separator.upperBound])
+            text = text[separator.upperBound...]
+        }
+        if let at = text.lastIndex(of: "@") {
+            let userinfo = text[..<at]
+            if let colon = userinfo.firstIndex(of: ":") {
+                result += String(userinfo[...colon]) + "***"
+            } else {
+                result += String(userinfo)
+            }
+            result += "@"
+            text = text[text.index(after: at)...]
+        }
+        if let questionMark = text.firstIndex(of: "?") {
+            result += String(text[...questionMark])
+            let parameters = text[text.index(after: questionMark)...].split(separator: "&", omittingEmptySubsequences: false)
+            result += parameters.map { parameter in
+                guard let equals = parameter.firstIndex(of: "="), parameter[..<equals] != "db" else { return String(parameter) }
+                return String(parameter[...equals]) + "***"
+            }.joined(separator: "&")
+        } else {
+            result += String(text)
+        }
+        return result.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+}
+
+extension String {
+    /// `%` written as `%25`, for an IPv6 zone inside brackets.
+    fileprivate func replacingPercent() -> String {
+        var result = ""
+        for character in self {
+            result += character == "%" ? "%25" : String(character)
+        }
+        return result
+    }
+}

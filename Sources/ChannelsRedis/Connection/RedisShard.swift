@@ -1,0 +1,615 @@
+internal import CHiredis
+import DequeModule
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// What a shard tells the engine. Loop thread only.
+protocol RedisShardDelegate: AnyObject {
+    /// A message arrived on a subscribed Redis channel. Both buffers are valid only during the call.
+    func shard(_ shard: RedisShard, didReceiveMessage payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer)
+    /// The shard stopped being healthy (either connection lost).
+    func shard(_ shard: RedisShard, didDisconnectWithError error: ChannelLayerError)
+    /// The shard is healthy again after a disconnect: both connections up, everything resubscribed.
+    func shardDidReconnect(_ shard: RedisShard)
+}
+
+/// The two hiredis connections to one Redis host ("shard"): a publisher that never subscribes and
+/// a subscriber that only (un)subscribes. Loop-confined.
+final class RedisShard: @unchecked Sendable {
+    // @unchecked Sendable: loop-confined. Every entry point runs on the loop thread (jobs, timers,
+    // hiredis callbacks); the reference crosses threads only inside jobs handed to the loop.
+    typealias Continuation = UnsafeContinuation<Void, any Error>
+
+    let index: Int
+    let endpoint: RedisEndpoint
+    private let loop: LibeventLoop
+    private let configuration: RedisPubSubChannelLayer.Configuration
+    private var logger: Logger
+    weak var delegate: (any RedisShardDelegate)?
+    private let statistics: LayerStatistics
+
+    private let publisher: HiredisConnection
+    private let subscriber: HiredisConnection
+
+    /// The subscriber's permanent subscription. hiredis 0.14.1 aborts on an assert when a normal
+    /// command follows the UNSUBSCRIBE of the last channel before its reply, so the subscriber is
+    /// never left without a channel; liveness probes are published here too.
+    let internalChannel: String
+
+    init(
+        index: Int,
+        endpoint: RedisEndpoint,
+        loop: LibeventLoop,
+        configuration: RedisPubSubChannelLayer.Configuration,
+        statistics: LayerStatistics,
+        logger: Logger
+    ) {
+        self.index = index
+        self.endpoint = endpoint
+        self.loop = loop
+        self.configuration = configuration
+        self.statistics = statistics
+        var logger = logger
+        logger[metadataKey: LogKey.shard] = "\(index)"
+        logger[metadataKey: LogKey.host] = "\(endpoint)"
+        self.logger = logger
+        self.internalChannel = "\(configuration.prefix)__channels_redis_swift__.\(UUIDHex.random())"
+        self.publisher = HiredisConnection(endpoint: endpoint, label: "publisher", loop: loop)
+        self.subscriber = HiredisConnection(endpoint: endpoint, label: "subscriber", loop: loop)
+        publisher.delegate = self
+        subscriber.delegate = self
+    }
+
+    // MARK: State
+
+    private var closed = false
+    /// Whether both connections were ever ready: after that, losses are retried forever; before,
+    /// a failed connect fails the operations waiting for it (a misconfiguration should be loud).
+    private var publisherEverReady = false
+    private var subscriberEverReady = false
+    private var publisherBackoff: LoopTimer?
+    private var subscriberBackoff: LoopTimer?
+    private var publisherAttempts = 0
+    private var subscriberAttempts = 0
+    private var healthy = false
+    private var everHealthy = false
+    private var lastError: ChannelLayerError?
+
+    // Publisher
+    private enum PublisherEntry {
+        /// AUTH or PING of the handshake.
+        case handshake
+        case publish(Continuation?, deadline: ContinuousClock.Instant)
+        case probe
+    }
+    private struct WaitingPublish {
+        var channel: String
+        var payload: [UInt8]
+        var continuation: Continuation
+        var deadline: ContinuousClock.Instant
+    }
+    /// Commands handed to hiredis, in order; replies come back in the same order.
+    private var inFlight: Deque<PublisherEntry> = []
+    /// How many entries at the front of `inFlight` were already failed by the timeout sweep.
+    private var sweptPrefix = 0
+    /// Publishes waiting for the publisher to become ready.
+    private var waiting: Deque<WaitingPublish> = []
+
+    // Subscriber
+    private var subscriptions = SubscriptionStateMachine()
+    private var initialConfirmationsPending = 0
+    private struct SubscribeWaiter {
+        var id: UInt64
+        var complete: (ChannelLayerError?) -> Void
+    }
+    private var subscribeWaiters: [String: [SubscribeWaiter]] = [:]
+    private var subscribeDeadlines: Deque<(deadline: ContinuousClock.Instant, channel: String, id: UInt64)> = []
+    private var nextWaiterID: UInt64 = 0
+
+    // Timers
+    private var sweepTimer: LoopTimer?
+    private var sweepDeadline: ContinuousClock.Instant?
+    private var probeTimer: LoopTimer?
+    private var probe: (id: String, replied: Bool, received: Bool)?
+
+    var isHealthy: Bool { healthy }
+
+    // MARK: Publishing
+
+    /// Publishes `payload` on `channel`; `continuation` is resumed when Redis answered, or with an
+    /// error (timeout, connection lost, closed). Never reports success for an unpublished message.
+    func publish(channel: String, payload: [UInt8], continuation: Continuation) {
+        loop.preconditionInLoop()
+        guard !closed else {
+            continuation.resume(throwing: ChannelLayerError.closed())
+            return
+        }
+        let deadline = ContinuousClock.now.advanced(by: configuration.sendTimeout)
+        if publisher.isReady, publisher.publish(channel: channel, payload: payload) {
+            inFlight.append(.publish(continuation, deadline: deadline))
+        } else {
+            waiting.append(WaitingPublish(channel: channel, payload: payload, continuation: continuation, deadline: deadline))
+            activate()
+        }
+        armSweep(for: deadline)
+    }
+
+    // MARK: Subscriptions
+
+    /// Somebody local needs `channel`. `completion` (if any) runs once Redis confirmed the
+    /// subscription, or with an error on timeout, failed first connect, or close.
+    func want(_ channel: String, completion: ((ChannelLayerError?) -> Void)?) {
+        loop.preconditionInLoop()
+        guard !closed else {
+            completion?(ChannelLayerError.closed())
+            return
+        }
+        if let completion {
+            nextWaiterID &+= 1
+            let id = nextWaiterID
+            subscribeWaiters[channel, default: []].append(SubscribeWaiter(id: id, complete: completion))
+            let deadline = ContinuousClock.now.advanced(by: configuration.sendTimeout)
+            subscribeDeadlines.append((deadline, channel, id))
+            armSweep(for: deadline)
+        }
+        perform(subscriptions.want(channel))
+        activate()
+    }
+
+    /// Nobody local needs `channel` any more.
+    func unwant(_ channel: String) {
+        loop.preconditionInLoop()
+        guard !closed else { return }
+        perform(subscriptions.unwant(channel))
+    }
+
+    func isSubscribed(_ channel: String) -> Bool { subscriptions.isSubscribed(channel) }
+
+    private func perform(_ action: SubscriptionStateMachine.Action) {
+        switch action {
+        case .subscribe(let channels):
+            sendSubscriptionCommand("SUBSCRIBE", channels)
+        case .unsubscribe(let channels):
+            sendSubscriptionCommand("UNSUBSCRIBE", channels)
+        case .confirmed(let channel):
+            completeWaiters(for: channel, error: nil)
+        case .doNothing:
+            break
+        }
+    }
+
+    /// Many names per command: resubscribing 100,000 channels is 100 commands, not 100,000.
+    private func sendSubscriptionCommand(_ verb: String, _ channels: [String]) {
+        let batchSize = 1_000
+        var start = 0
+        while start < channels.count {
+            let end = min(start + batchSize, channels.count)
+            var arguments = [verb]
+            arguments.append(contentsOf: channels[start..<end])
+            subscriber.subscriptionCommand(arguments)
+            start = end
+        }
+    }
+
+    private func completeWaiters(for channel: String, error: ChannelLayerError?) {
+        guard let waiters = subscribeWaiters.removeValue(forKey: channel) else { return }
+        for waiter in waiters { waiter.complete(error) }
+    }
+
+    private func failAllSubscribeWaiters(_ error: ChannelLayerError) {
+        let all = subscribeWaiters
+        subscribeWaiters = [:]
+        subscribeDeadlines.removeAll()
+        for (_, waiters) in all {
+            for waiter in waiters { waiter.complete(error) }
+        }
+    }
+
+    // MARK: Connecting
+
+    /// Makes sure both connections exist or are being (re)established.
+    func activate() {
+        guard !closed else { return }
+        if publisher.state == .idle, publisherBackoff == nil { connectPublisher() }
+        if subscriber.state == .idle, subscriberBackoff == nil { connectSubscriber() }
+    }
+
+    private func connectPublisher() {
+        logger.debug("connecting publisher")
+        precondition(inFlight.isEmpty)
+        sweptPrefix = 0
+        publisher.connect(timeout: configuration.connectTimeout)
+        guard publisher.state == .connecting else { return }  // failure is reported later
+        if let auth = authArguments() {
+            publisher.command(auth)
+            inFlight.append(.handshake)
+        }
+        // A reply to PING proves the server answers, not only that TCP connected.
+        publisher.command(["PING"])
+        inFlight.append(.handshake)
+    }
+
+    private func connectSubscriber() {
+        logger.debug("connecting subscriber")
+        subscriber.connect(timeout: configuration.connectTimeout)
+        guard subscriber.state == .connecting else { return }
+        if let auth = authArguments() {
+            subscriber.command(auth)
+        }
+        sendSubscriptionCommand("SUBSCRIBE", [internalChannel])
+        initialConfirmationsPending = 1
+        if case .subscribe(let channels) = subscriptions.connected() {
+            initialConfirmationsPending += channels.count
+            sendSubscriptionCommand("SUBSCRIBE", channels)
+        }
+    }
+
+    private func authArguments() -> [String]? {
+        guard let password = endpoint.password else { return nil }
+        if let username = endpoint.username, !username.isEmpty {
+            return ["AUTH", username, password]
+        }
+        return ["AUTH", password]
+    }
+
+    private func publisherBecameReady() {
+        publisher.markReady()
+        publisherEverReady = true
+        publisherAttempts = 0
+        logger.debug("publisher ready", metadata: [LogKey.waiting: "\(waiting.count)"])
+        // Everything that waited goes out now, pipelined, in order.
+        while let entry = waiting.popFirst() {
+            if publisher.publish(channel: entry.channel, payload: entry.payload) {
+                inFlight.append(.publish(entry.continuation, deadline: entry.deadline))
+            } else {
+                entry.continuation.resume(throwing: ChannelLayerError(.connectionLost, "the publisher to \(endpoint) went away"))
+            }
+        }
+        updateHealth()
+    }
+
+    private func subscriberBecameReady() {
+        subscriber.markReady()
+        subscriberEverReady = true
+        subscriberAttempts = 0
+        logger.debug("subscriber ready", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
+        updateHealth()
+    }
+
+    private func updateHealth() {
+        let nowHealthy = publisher.isReady && subscriber.isReady && initialConfirmationsPending == 0
+        guard nowHealthy != healthy else { return }
+        healthy = nowHealthy
+        if nowHealthy {
+            scheduleProbe()
+            if everHealthy {
+                statistics.reconnects.add(1)
+                logger.warning("reconnected")
+                delegate?.shardDidReconnect(self)
+            }
+            everHealthy = true
+        } else if everHealthy {
+            let error = lastError ?? ChannelLayerError(.connectionLost, "lost connection to \(endpoint)")
+            logger.warning("disconnected", metadata: [LogKey.error: "\(error.message)"])
+            delegate?.shard(self, didDisconnectWithError: error)
+        }
+    }
+
+    private func backoff(attempt: Int) -> Duration {
+        configuration.retry.delay(forAttempt: attempt)
+    }
+
+    // MARK: Timeouts
+
+    private func armSweep(for deadline: ContinuousClock.Instant) {
+        if let current = sweepDeadline, current <= deadline, sweepTimer?.isActive == true { return }
+        sweepTimer?.cancel()
+        sweepDeadline = deadline
+        let delay = max(.zero, ContinuousClock.now.duration(to: deadline)) + .milliseconds(1)
+        sweepTimer = loop.scheduleTimer(after: delay) { [weak self] in self?.sweep() }
+    }
+
+    /// Fails everything whose deadline passed. Deadlines grow with submission order, so each queue
+    /// is scanned from its front only as far as the first live entry.
+    private func sweep() {
+        sweepTimer = nil
+        sweepDeadline = nil
+        let now = ContinuousClock.now
+        var next: ContinuousClock.Instant?
+        func consider(_ deadline: ContinuousClock.Instant) {
+            if next == nil || deadline < next! { next = deadline }
+        }
+
+        while let first = waiting.first {
+            if first.deadline > now {
+                consider(first.deadline)
+                break
+            }
+            waiting.removeFirst()
+            first.continuation.resume(throwing: sendTimeoutError())
+        }
+
+        var index = sweptPrefix
+        while index < inFlight.count {
+            if case .publish(let continuation, let deadline) = inFlight[index] {
+                if deadline > now {
+                    consider(deadline)
+                    break
+                }
+                if let continuation {
+                    continuation.resume(throwing: sendTimeoutError())
+                    inFlight[index] = .publish(nil, deadline: deadline)
+                }
+            }
+            index += 1
+        }
+        sweptPrefix = index
+
+        while let first = subscribeDeadlines.first {
+            if first.deadline > now {
+                consider(first.deadline)
+                break
+            }
+            subscribeDeadlines.removeFirst()
+            guard var waiters = subscribeWaiters[first.channel], let at = waiters.firstIndex(where: { $0.id == first.id }) else { continue }
+            let waiter = waiters.remove(at: at)
+            subscribeWaiters[first.channel] = waiters.isEmpty ? nil : waiters
+            waiter.complete(
+                ChannelLayerError(.timeout, "Redis did not confirm the subscription to '\(first.channel)' within \(configuration.sendTimeout)\(lastErrorSuffix)")
+            )
+        }
+        if let next { armSweep(for: next) }
+    }
+
+    private func sendTimeoutError() -> ChannelLayerError {
+        ChannelLayerError(.timeout, "the message was not published to \(endpoint) within \(configuration.sendTimeout)\(lastErrorSuffix)")
+    }
+
+    private var lastErrorSuffix: String {
+        guard let lastError, !healthy else { return "" }
+        return " (last error: \(lastError.message))"
+    }
+
+    // MARK: Liveness
+
+    /// hiredis 0.14.1 never answers PING on a subscribed context (the reply is misrouted), so the
+    /// publisher publishes a probe to the subscriber's internal channel and expects it back.
+    private func scheduleProbe() {
+        probeTimer?.cancel()
+        probe = nil
+        guard configuration.livenessInterval > .zero else { return }
+        probeTimer = loop.scheduleTimer(after: configuration.livenessInterval) { [weak self] in self?.sendProbe() }
+    }
+
+    private func sendProbe() {
+        probeTimer = nil
+        guard healthy else { return }
+        let id = UUIDHex.random()
+        guard publisher.publish(channel: internalChannel, payload: Array(id.utf8)) else { return }
+        inFlight.append(.probe)
+        probe = (id, false, false)
+        probeTimer = loop.scheduleTimer(after: configuration.livenessTimeout) { [weak self] in self?.checkProbe() }
+    }
+
+    private func checkProbe() {
+        probeTimer = nil
+        guard let probe else { return }
+        self.probe = nil
+        let timeout = configuration.livenessTimeout
+        if !probe.replied {
+            statistics.livenessFailures.add(1)
+            publisher.fail(ChannelLayerError(.timeout, "publisher to \(endpoint) did not answer a liveness probe within \(timeout)"))
+        }
+        if !probe.received {
+            if probe.replied { statistics.livenessFailures.add(1) }
+            subscriber.fail(ChannelLayerError(.timeout, "subscriber to \(endpoint) did not receive a liveness probe within \(timeout)"))
+        }
+        if probe.replied && probe.received { scheduleProbe() }
+    }
+
+    // MARK: Teardown
+
+    /// Drops every subscription and the subscriber connection (`flush`). Waiters fail with `error`.
+    func dropSubscriptions(_ error: ChannelLayerError) {
+        loop.preconditionInLoop()
+        subscriberBackoff?.cancel()
+        subscriberBackoff = nil
+        probeTimer?.cancel()
+        probeTimer = nil
+        probe = nil
+        subscriber.close()
+        subscriptions.reset()
+        initialConfirmationsPending = 0
+        subscriberEverReady = false
+        healthy = false
+        everHealthy = false
+        failAllSubscribeWaiters(error)
+    }
+
+    /// Closes both connections and fails everything pending with `layerClosed`. Idempotent.
+    func close() {
+        loop.preconditionInLoop()
+        guard !closed else { return }
+        closed = true
+        for timer in [sweepTimer, probeTimer, publisherBackoff, subscriberBackoff] { timer?.cancel() }
+        sweepTimer = nil
+        probeTimer = nil
+        publisherBackoff = nil
+        subscriberBackoff = nil
+        publisher.close()  // in-flight entries are answered with NULL during this call
+        subscriber.close()
+        let error = ChannelLayerError.closed()
+        while let entry = waiting.popFirst() { entry.continuation.resume(throwing: error) }
+        failInFlight(error)
+        failAllSubscribeWaiters(error)
+        healthy = false
+    }
+
+    private func failInFlight(_ error: ChannelLayerError) {
+        while let entry = inFlight.popFirst() {
+            if case .publish(let continuation?, _) = entry { continuation.resume(throwing: error) }
+        }
+        sweptPrefix = 0
+    }
+}
+
+// MARK: - Connection callbacks
+
+extension RedisShard: HiredisConnectionDelegate {
+    func connection(_ connection: HiredisConnection, didReceiveReply reply: UnsafePointer<redisReply>?) {
+        if connection === publisher {
+            publisherReply(reply)
+        } else {
+            // The subscriber's only normal command is AUTH.
+            if let reply, reply.pointee.type == REDIS_REPLY_ERROR {
+                let text = RedisReply.text(reply) ?? "error"
+                lastError = ChannelLayerError(.connectionFailed, "AUTH to \(endpoint) failed: \(text)")
+                let error = lastError!
+                loop.execute { [self] in self.subscriber.fail(error) }
+            }
+        }
+    }
+
+    private func publisherReply(_ reply: UnsafePointer<redisReply>?) {
+        guard let entry = inFlight.popFirst() else { return }
+        if sweptPrefix > 0 { sweptPrefix -= 1 }
+        switch entry {
+        case .publish(let continuation, _):
+            guard let continuation else { return }  // already failed by the timeout sweep
+            guard let reply else {
+                continuation.resume(throwing: closed ? ChannelLayerError.closed() : ChannelLayerError(.connectionLost, "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"))
+                return
+            }
+            if reply.pointee.type == REDIS_REPLY_ERROR {
+                continuation.resume(throwing: ChannelLayerError(.connectionFailed, "Redis refused PUBLISH: \(RedisReply.text(reply) ?? "error")"))
+            } else {
+                statistics.published.add(1)
+                continuation.resume()
+            }
+        case .handshake:
+            guard let reply else { return }
+            if reply.pointee.type == REDIS_REPLY_ERROR {
+                let text = RedisReply.text(reply) ?? "error"
+                let error = ChannelLayerError(.connectionFailed, "handshake with \(endpoint) failed: \(text)")
+                lastError = error
+                // Not inside the callback: hiredis is still iterating this context's replies.
+                loop.execute { [self] in self.publisher.fail(error) }
+            } else if inFlight.first.map({ if case .handshake = $0 { return false } else { return true } }) ?? true {
+                publisherBecameReady()
+            }
+        case .probe:
+            if reply != nil { probe?.replied = true }
+        }
+    }
+
+    func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?) {
+        guard connection === subscriber, let reply else { return }
+        // hiredis 0.14.1 can hand a push to the wrong subscription callback when several replies are
+        // parsed at once, so every push is identified by its own kind and channel, never by privdata.
+        guard reply.pointee.type == REDIS_REPLY_ARRAY, reply.pointee.elements >= 3, let elements = reply.pointee.element,
+            let kindReply = elements[0], let channelReply = elements[1], let thirdReply = elements[2],
+            kindReply.pointee.type == REDIS_REPLY_STRING, channelReply.pointee.type == REDIS_REPLY_STRING
+        else { return }
+        let kind = RedisReply.bytes(kindReply)
+        let channel = RedisReply.bytes(channelReply)
+        switch PushKind(kind) {
+        case .message:
+            if RedisReply.equals(channel, internalChannel) {
+                if let probe, RedisReply.equals(RedisReply.bytes(thirdReply), probe.id) { self.probe?.received = true }
+                return
+            }
+            statistics.received.add(1)
+            delegate?.shard(self, didReceiveMessage: RedisReply.bytes(thirdReply), on: channel)
+        case .subscribe:
+            let name = String(decoding: channel, as: UTF8.self)
+            if name != internalChannel { perform(subscriptions.subscribeConfirmed(name)) }
+            if initialConfirmationsPending > 0 {
+                initialConfirmationsPending -= 1
+                if initialConfirmationsPending == 0 { subscriberBecameReady() }
+            }
+        case .unsubscribe:
+            let name = String(decoding: channel, as: UTF8.self)
+            perform(subscriptions.unsubscribeConfirmed(name))
+        case .other:
+            break
+        }
+    }
+
+    func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError) {
+        guard !closed else { return }
+        lastError = error
+        if connection === publisher {
+            failInFlight(ChannelLayerError(.connectionLost, "\(error.message); the message may or may not have been published"))
+            if publisherEverReady {
+                publisherAttempts += 1
+                let delay = backoff(attempt: publisherAttempts)
+                logger.warning("publisher connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
+                publisherBackoff = loop.scheduleTimer(after: delay) { [weak self] in
+                    guard let self else { return }
+                    self.publisherBackoff = nil
+                    if self.publisher.state == .idle { self.connectPublisher() }
+                }
+            } else {
+                logger.debug("publisher connect failed", metadata: [LogKey.error: "\(error.message)"])
+                while let entry = waiting.popFirst() { entry.continuation.resume(throwing: error) }
+            }
+        } else {
+            subscriptions.disconnected()
+            initialConfirmationsPending = 0
+            probe = nil
+            if subscriberEverReady {
+                subscriberAttempts += 1
+                let delay = backoff(attempt: subscriberAttempts)
+                logger.warning("subscriber connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
+                subscriberBackoff = loop.scheduleTimer(after: delay) { [weak self] in
+                    guard let self else { return }
+                    self.subscriberBackoff = nil
+                    if self.subscriber.state == .idle { self.connectSubscriber() }
+                }
+            } else {
+                logger.debug("subscriber connect failed", metadata: [LogKey.error: "\(error.message)"])
+                failAllSubscribeWaiters(error)
+            }
+        }
+        updateHealth()
+    }
+}
+
+private enum PushKind {
+    case message, subscribe, unsubscribe, other
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        if RedisReply.equals(bytes, "message") {
+            self = .message
+        } else if RedisReply.equals(bytes, "subscribe") {
+            self = .subscribe
+        } else if RedisReply.equals(bytes, "unsubscribe") {
+            self = .unsubscribe
+        } else {
+            self = .other
+        }
+    }
+}
+
+/// Reading hiredis replies. They live only during the callback: copy what you keep.
+enum RedisReply {
+    static func bytes(_ reply: UnsafePointer<redisReply>) -> UnsafeRawBufferPointer {
+        guard let start = reply.pointee.str else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        // `len`, not strlen: payloads are binary.
+        return UnsafeRawBufferPointer(start: start, count: reply.pointee.len)
+    }
+
+    static func text(_ reply: UnsafePointer<redisReply>) -> String? {
+        guard reply.pointee.str != nil else { return nil }
+        return String(decoding: bytes(reply), as: UTF8.self)
+    }
+
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ string: String) -> Bool {
+        var string = string
+        return string.withUTF8 { utf8 in
+            utf8.count == bytes.count && (utf8.isEmpty || memcmp(utf8.baseAddress!, bytes.baseAddress!, utf8.count) == 0)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Synchronization
+
+/// What happened to the layer's connection to one Redis host.
+///
+/// Pub/sub is at-most-once: messages published while a shard's subscriber is disconnected are lost.
+/// These events tell a consumer when to resynchronise.
+///
+/// ```swift
+/// for await event in layer.connectionEvents() {
+///     if case .disconnected(let shard, let error) = event { print("shard \(shard) down: \(error)") }
+/// }
+/// ```
+public enum ConnectionEvent: Sendable {
+    /// The shard at this index of `hosts` lost a connection; messages may be lost until it is back.
+    case disconnected(shard: Int, error: ChannelLayerError)
+    /// The shard reconnected and every wanted channel and group is subscribed again.
+    case reconnected(shard: Int)
+}
+
+/// Fans connection events out to every listener.
+final class ConnectionEventBroadcaster: Sendable {
+    private let listeners = Mutex<(next: UInt64, finished: Bool, all: [UInt64: AsyncStream<ConnectionEvent>.Continuation])>((0, false, [:]))
+
+    func stream() -> AsyncStream<ConnectionEvent> {
+        let (stream, continuation) = AsyncStream<ConnectionEvent>.makeStream(bufferingPolicy: .bufferingNewest(1_000))
+        let id = listeners.withLock { state -> UInt64? in
+            guard !state.finished else { return nil }
+            state.next += 1
+            state.all[state.next] = continuation
+            return state.next
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.listeners.withLock { $0.all.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func emit(_ event: ConnectionEvent) {
+        let all = listeners.withLock { Array($0.all.values) }
+        for continuation in all { continuation.yield(event) }
+    }
+
+    func finish() {
+        let all = listeners.withLock { state -> [AsyncStream<ConnectionEvent>.Continuation] in
+            state.finished = true
+            defer { state.all = [:] }
+            return Array(state.all.values)
+        }
+        for continuation in all { continuation.finish() }
+    }
+}

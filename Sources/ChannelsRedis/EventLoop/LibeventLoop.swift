@@ -1,0 +1,298 @@
+internal import CHiredis
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One libevent `event_base` running on a dedicated thread.
+///
+/// Every libevent and hiredis call of a layer happens on this thread. Other threads hand work to it
+/// with ``execute(_:)``: a mutex-protected queue plus `event_active` on a user event, which drains
+/// the whole batch per wake-up (so a burst of sends costs one wake-up, not one per send).
+///
+/// The thread itself creates and frees the `event_base`, so no libevent call ever happens elsewhere.
+final class LibeventLoop: @unchecked Sendable {
+    // @unchecked Sendable: `base`, `timerObjects` and `spare` are touched only on the loop thread
+    // (checked by `preconditionInLoop()`). Everything other threads touch is behind a Mutex or an
+    // Atomic; `event_active` on the wake event from another thread is legal because
+    // `evthread_use_pthreads()` runs before the first base is created.
+    private struct Queue {
+        var jobs: [@Sendable () -> Void] = []
+        var stopped = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let threadID = Atomic<UInt>(0)
+    private(set) var base: OpaquePointer?
+    private let wakeEvent = Mutex<OpaquePointer?>(nil)
+    private var timerObjects: [ObjectIdentifier: LoopTimer] = [:]
+    private var spare: [@Sendable () -> Void] = []
+    private var thread: pthread_t?
+    private let exited = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Starts the thread and returns once its `event_base` exists.
+    init(name: String) throws(ChannelLayerError) {
+        LibeventLoop.globalSetup
+        let start = ThreadStart(loop: self, name: name)
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(start).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
+            start.loop.threadMain(start)
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<ThreadStart>.fromOpaque(box).release()
+            throw ChannelLayerError(.invalidConfiguration, "could not start the event loop thread (pthread_create: \(rc))")
+        }
+        self.thread = thread
+        // Wait for the thread to create its base: a short, bounded spin on a condition that the new
+        // thread sets within microseconds. Initialisers cannot await.
+        while true {
+            let state = start.ready.withLock { $0 }
+            if state.done {
+                if let error = state.error {
+                    pthread_join(thread, nil)
+                    self.thread = nil
+                    throw ChannelLayerError(.invalidConfiguration, error)
+                }
+                break
+            }
+            sched_yield()
+        }
+    }
+
+    /// Process-wide setup, once, before the first `event_base_new`.
+    private static let globalSetup: Void = {
+        // Makes `event_active` from other threads legal.
+        evthread_use_pthreads()
+        // hiredis writes with plain write(); a peer that went away would otherwise kill the process.
+        signal(SIGPIPE, SIG_IGN)
+    }()
+
+    private final class ThreadStart: @unchecked Sendable {
+        // @unchecked Sendable: handed from the creating thread to the new one exactly once.
+        let loop: LibeventLoop
+        let name: String
+        let ready = Mutex<(done: Bool, error: String?)>((false, nil))
+        init(loop: LibeventLoop, name: String) {
+            self.loop = loop
+            self.name = name
+        }
+    }
+
+    private func threadMain(_ start: ThreadStart) {
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
+        guard let base = event_base_new() else {
+            start.ready.withLock { $0 = (true, "event_base_new failed") }
+            return
+        }
+        self.base = base
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        guard let wake = event_new(base, -1, Int16(EV_PERSIST), { _, _, context in
+            Unmanaged<LibeventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
+        }, context) else {
+            event_base_free(base)
+            self.base = nil
+            start.ready.withLock { $0 = (true, "event_new failed") }
+            return
+        }
+        let sendableWake = UnsafeSendablePointer(wake)
+        wakeEvent.withLock { $0 = sendableWake.pointer }
+        start.ready.withLock { $0 = (true, nil) }
+
+        // Without EVLOOP_NO_EXIT_ON_EMPTY the loop returns as soon as hiredis drops its events.
+        event_base_loop(base, Int32(EVLOOP_NO_EXIT_ON_EMPTY))
+
+        // Stopped: no job is accepted any more. Run what was queued before the stop (jobs check the
+        // state they act on, so they fail cleanly), then free every timer, the wake event and base.
+        let leftover = queue.withLock { state -> [@Sendable () -> Void] in
+            state.stopped = true
+            defer { state.jobs = [] }
+            return state.jobs
+        }
+        for job in leftover { job() }
+        for timer in Array(timerObjects.values) { timer.cancel() }
+        wakeEvent.withLock { $0 = nil }
+        event_free(wake)
+        event_base_free(base)
+        self.base = nil
+        let waiters = exited.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.done = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Whether the caller runs on the loop thread.
+    var inLoop: Bool {
+        let id = threadID.load(ordering: .acquiring)
+        return id != 0 && pthread_equal(pthread_self(), pthread_t(id)) != 0
+    }
+
+    /// Traps when not called on the loop thread (NIO's `preconditionInEventLoop`).
+    @inline(__always)
+    func preconditionInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(inLoop, "must be called on the loop thread", file: file, line: line)
+    }
+
+    /// Runs `job` on the loop thread, after the jobs submitted before it.
+    ///
+    /// - Returns: `false` if the loop is stopped; the job is then dropped without running, and the
+    ///   caller must fail whatever it was waiting for.
+    @discardableResult
+    func execute(_ job: @escaping @Sendable () -> Void) -> Bool {
+        let (accepted, wake) = queue.withLock { state -> (Bool, Bool) in
+            if state.stopped { return (false, false) }
+            state.jobs.append(job)
+            return (true, state.jobs.count == 1)
+        }
+        if wake {
+            // The pointer lives behind its own lock: the loop thread clears it before freeing the
+            // event, so a wake-up racing the final teardown finds nil instead of freed memory.
+            wakeEvent.withLock { event in
+                if let event { event_active(event, Int32(EV_READ), 0) }
+            }
+        }
+        return accepted
+    }
+
+    private func drain() {
+        while true {
+            var batch = spare
+            queue.withLock { state in
+                swap(&batch, &state.jobs)
+            }
+            if batch.isEmpty {
+                spare = batch
+                return
+            }
+            for job in batch { job() }
+            batch.removeAll(keepingCapacity: true)
+            spare = batch
+        }
+    }
+
+    /// Stops the loop after the jobs already queued, and waits until the thread has exited.
+    ///
+    /// Safe to call more than once and from any thread but the loop thread.
+    func shutdown() async {
+        let accepted = execute { [self] in
+            if let base { event_base_loopbreak(base) }
+        }
+        _ = accepted
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = exited.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        joinThread()
+    }
+
+    /// Stops the loop without waiting; the thread detaches itself and exits after teardown.
+    ///
+    /// Used when a layer is dropped without `close()`.
+    func shutdownInBackground() {
+        execute { [self] in
+            if let base { event_base_loopbreak(base) }
+        }
+        detachLock.withLock { detached in
+            if !detached, let thread {
+                pthread_detach(thread)
+                detached = true
+            }
+        }
+    }
+
+    private let detachLock = Mutex(false)
+
+    private func joinThread() {
+        detachLock.withLock { detached in
+            if !detached, let thread {
+                pthread_join(thread, nil)
+                detached = true
+            }
+        }
+    }
+
+    // MARK: Timers
+
+    /// Schedules `body` on the loop after `delay`. Loop thread only.
+    @discardableResult
+    func scheduleTimer(after delay: Duration, _ body: @escaping () -> Void) -> LoopTimer {
+        preconditionInLoop()
+        let timer = LoopTimer(loop: self, body: body)
+        guard let base else { return timer }
+        let raw = Unmanaged.passUnretained(timer).toOpaque()
+        guard let event = event_new(base, -1, 0, { _, _, raw in
+            Unmanaged<LoopTimer>.fromOpaque(raw!).takeUnretainedValue().fire()
+        }, raw) else { return timer }
+        timer.event = event
+        timerObjects[ObjectIdentifier(timer)] = timer
+        var tv = timeval(duration: delay)
+        event_add(event, &tv)
+        return timer
+    }
+
+    fileprivate func forget(_ timer: LoopTimer) {
+        timerObjects[ObjectIdentifier(timer)] = nil
+    }
+}
+
+/// A one-shot libevent timer. Loop thread only; the loop keeps it alive until it fires or is cancelled.
+final class LoopTimer: @unchecked Sendable {
+    // @unchecked Sendable: loop-confined; created, fired and cancelled only on the loop thread.
+    fileprivate var event: OpaquePointer?
+    private let loop: LibeventLoop
+    private var body: (() -> Void)?
+
+    fileprivate init(loop: LibeventLoop, body: @escaping () -> Void) {
+        self.loop = loop
+        self.body = body
+    }
+
+    var isActive: Bool { event != nil }
+
+    fileprivate func fire() {
+        let body = self.body
+        release()
+        body?()
+    }
+
+    /// Cancels the timer if it has not fired yet. Loop thread only; idempotent.
+    func cancel() {
+        loop.preconditionInLoop()
+        release()
+    }
+
+    private func release() {
+        if let event {
+            event_free(event)  // event_free deletes a pending event first
+            self.event = nil
+        }
+        body = nil
+        loop.forget(self)
+    }
+}
+
+extension timeval {
+    init(duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let clamped = max(0, seconds)
+        self.init(tv_sec: Int(clamped), tv_usec: seconds < 0 ? 0 : Int(attoseconds / 1_000_000_000_000))
+    }
+}
+
+/// Carries an `OpaquePointer` into a `Mutex`. The pointee is only used on the loop thread, except
+/// for the thread-safe `event_active`.
+private struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}

@@ -1,0 +1,326 @@
+import Logging
+import Synchronization
+
+/// The state of one layer: local channels, groups, shards. Loop-confined.
+///
+/// The public API submits work with `loop.execute` and awaits a continuation; hiredis callbacks
+/// route messages here on the loop thread. So the delivery path takes no lock of ours.
+final class PubSubEngine: @unchecked Sendable {
+    // @unchecked Sendable: every method and property is used only on `loop`'s thread (checked by
+    // `loop.preconditionInLoop()`); references cross threads only to be handed back to the loop in
+    // jobs. `loop`, `codec`, `configuration`, `statistics` and `events` are immutable or Sendable.
+    typealias Stream = AsyncThrowingStream<ChannelMessage, any Error>
+
+    final class LocalChannel {
+        let name: String
+        let id: UInt64
+        let stream: Stream
+        let continuation: Stream.Continuation
+        var groups: Set<String> = []
+
+        init(name: String, id: UInt64, stream: Stream, continuation: Stream.Continuation) {
+            self.name = name
+            self.id = id
+            self.stream = stream
+            self.continuation = continuation
+        }
+    }
+
+    let loop: LibeventLoop
+    let configuration: RedisPubSubChannelLayer.Configuration
+    let codec: MessageCodec
+    let statistics: LayerStatistics
+    let events: ConnectionEventBroadcaster
+    let groupPrefix: String
+    private let groupPrefixBytes: [UInt8]
+    private var logger: Logger
+    private var shards: [RedisShard] = []
+
+    private var closed = false
+    private var channels: [String: LocalChannel] = [:]
+    private var groups: [String: Set<String>] = [:]
+    private var nextChannelID: UInt64 = 0
+    private var lastDropWarning: ContinuousClock.Instant?
+
+    init(
+        loop: LibeventLoop,
+        configuration: RedisPubSubChannelLayer.Configuration,
+        endpoints: [RedisEndpoint],
+        codec: MessageCodec,
+        statistics: LayerStatistics,
+        events: ConnectionEventBroadcaster,
+        logger: Logger
+    ) {
+        self.loop = loop
+        self.configuration = configuration
+        self.codec = codec
+        self.statistics = statistics
+        self.events = events
+        self.logger = logger
+        self.groupPrefix = "\(configuration.prefix)__group__"
+        self.groupPrefixBytes = Array(groupPrefix.utf8)
+        // Shards are created on the loop thread in `start()`: they own hiredis state.
+        self.pendingEndpoints = endpoints
+    }
+
+    private var pendingEndpoints: [RedisEndpoint]
+
+    func start() {
+        loop.preconditionInLoop()
+        shards = pendingEndpoints.enumerated().map { index, endpoint in
+            let shard = RedisShard(
+                index: index,
+                endpoint: endpoint,
+                loop: loop,
+                configuration: configuration,
+                statistics: statistics,
+                logger: logger
+            )
+            shard.delegate = self
+            return shard
+        }
+        pendingEndpoints = []
+    }
+
+    /// The shard of a Redis channel name, with channels_redis's consistent hash.
+    private func shard(for redisChannel: String) -> RedisShard {
+        if shards.count == 1 { return shards[0] }
+        return shards[ConsistentHash.shardIndex(for: redisChannel, shardCount: shards.count)]
+    }
+
+    func groupChannel(_ group: String) -> String { groupPrefix + group }
+
+    // MARK: Operations (each runs as one job on the loop)
+
+    func publish(to redisChannel: String, payload: [UInt8], continuation: RedisShard.Continuation) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        shard(for: redisChannel).publish(channel: redisChannel, payload: payload, continuation: continuation)
+    }
+
+    /// Creates a channel owned by this layer and subscribes it; completes once Redis confirmed.
+    func newChannel(_ name: String, continuation: RedisShard.Continuation) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        let channel = makeChannel(name)
+        subscribe(channel) { error in
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+
+    /// The stream of a local channel, creating (and subscribing) a general channel on demand.
+    func stream(for name: String, continuation: UnsafeContinuation<StreamHandle, any Error>) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        if let existing = channels[name] {
+            // Existing channels are handed out at once, even while a reconnect is resubscribing them.
+            return continuation.resume(returning: StreamHandle(stream: existing.stream, id: existing.id))
+        }
+        let channel = makeChannel(name)
+        let handle = StreamHandle(stream: channel.stream, id: channel.id)
+        subscribe(channel) { error in
+            if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: handle) }
+        }
+    }
+
+    struct StreamHandle: Sendable {
+        var stream: Stream
+        var id: UInt64
+    }
+
+    private func makeChannel(_ name: String) -> LocalChannel {
+        nextChannelID &+= 1
+        let id = nextChannelID
+        let (stream, continuation) = Stream.makeStream(bufferingPolicy: .bufferingNewest(configuration.capacity))
+        let channel = LocalChannel(name: name, id: id, stream: stream, continuation: continuation)
+        // Strong capture: the cycle engine → channel → continuation → closure ends when the channel
+        // is removed, which `close()` (or the layer's deinit) does for every channel.
+        continuation.onTermination = { [loop, engine = self] termination in
+            // A cancelled receive or an abandoned stream: clean the channel up (unless we finished it).
+            guard case .cancelled = termination else { return }
+            loop.execute { engine.removeChannel(name, id: id) }
+        }
+        if let previous = channels.updateValue(channel, forKey: name) {
+            previous.continuation.finish()
+        }
+        return channel
+    }
+
+    private func subscribe(_ channel: LocalChannel, completion: @escaping (ChannelLayerError?) -> Void) {
+        let name = channel.name
+        let id = channel.id
+        shard(for: name).want(name) { [weak self] error in
+            if error != nil { self?.removeChannel(name, id: id) }
+            completion(error)
+        }
+    }
+
+    func groupAdd(_ group: String, channel name: String, continuation: RedisShard.Continuation) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        guard let channel = channels[name] else {
+            return continuation.resume(
+                throwing: ChannelLayerError(
+                    .notAMember,
+                    "groupAdd() needs a channel that exists in this layer (made by newChannel() or being received from); '\(name)' does not"
+                )
+            )
+        }
+        channel.groups.insert(group)
+        groups[group, default: []].insert(name)
+        let redisChannel = groupChannel(group)
+        let id = channel.id
+        shard(for: redisChannel).want(redisChannel) { [weak self] error in
+            if let error {
+                if let self, self.channels[name]?.id == id { self.discard(group, channel: name) }
+                continuation.resume(throwing: error)
+            } else {
+                continuation.resume()
+            }
+        }
+    }
+
+    func groupDiscard(_ group: String, channel name: String) {
+        guard !closed else { return }
+        discard(group, channel: name)
+    }
+
+    /// A consumer of a channel went away (cancelled receive, dropped or ended sequence).
+    func channelTerminated(_ name: String, id: UInt64) {
+        removeChannel(name, id: id)
+    }
+
+    private func discard(_ group: String, channel name: String) {
+        channels[name]?.groups.remove(group)
+        guard groups[group]?.remove(name) != nil else { return }
+        if groups[group]!.isEmpty {
+            groups[group] = nil
+            let redisChannel = groupChannel(group)
+            shard(for: redisChannel).unwant(redisChannel)
+        }
+    }
+
+    private func removeChannel(_ name: String, id: UInt64) {
+        guard !closed, let channel = channels[name], channel.id == id else { return }
+        channels[name] = nil
+        channel.continuation.finish()
+        for group in channel.groups { discard(group, channel: name) }
+        shard(for: name).unwant(name)
+        logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
+    }
+
+    /// Drops every local channel and group and every subscriber connection, as if new.
+    func flush(continuation: RedisShard.Continuation) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        let all = channels
+        channels = [:]
+        groups = [:]
+        for (_, channel) in all { channel.continuation.finish() }
+        let error = ChannelLayerError(.channelClosed, "the layer was flushed")
+        for shard in shards { shard.dropSubscriptions(error) }
+        continuation.resume()
+    }
+
+    /// Closes every connection and finishes every stream with `layerClosed`. Idempotent.
+    func close() {
+        guard !closed else { return }
+        let error = ChannelLayerError.closed()
+        for shard in shards { shard.close() }
+        closed = true
+        let all = channels
+        channels = [:]
+        groups = [:]
+        for (_, channel) in all { channel.continuation.finish(throwing: error) }
+        events.finish()
+        logger.debug("layer closed")
+    }
+
+    // MARK: Delivery
+
+    private func yield(_ message: ChannelMessage, to channel: LocalChannel) {
+        switch channel.continuation.yield(message) {
+        case .enqueued:
+            statistics.delivered.add(1)
+        case .dropped:
+            statistics.delivered.add(1)
+            statistics.dropped.add(1)
+            warnAboutDrop(channel.name)
+        case .terminated:
+            break
+        @unknown default:
+            break
+        }
+    }
+
+    private func warnAboutDrop(_ name: String) {
+        // At most one warning a second: a stuck consumer must not flood the log.
+        let now = ContinuousClock.now
+        if let last = lastDropWarning, last.duration(to: now) < .seconds(1) { return }
+        lastDropWarning = now
+        logger.warning(
+            "a consumer is too slow: its channel buffer is full, the oldest message was dropped",
+            metadata: [LogKey.channel: "\(name)", LogKey.dropped: "\(statistics.dropped.load(ordering: .relaxed))"]
+        )
+    }
+
+    private func isGroupChannel(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count > groupPrefixBytes.count else { return false }
+        return groupPrefixBytes.withUnsafeBytes { prefix in
+            memcmp(prefix.baseAddress!, bytes.baseAddress!, prefix.count) == 0
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension PubSubEngine: RedisShardDelegate {
+    func shard(_ shard: RedisShard, didReceiveMessage payload: UnsafeRawBufferPointer, on channelBytes: UnsafeRawBufferPointer) {
+        let name = String(decoding: channelBytes, as: UTF8.self)
+        let direct = channels[name]
+        var members: Set<String>?
+        if isGroupChannel(channelBytes) {
+            members = groups[String(name.utf8.dropFirst(groupPrefixBytes.count))!]
+        }
+        guard direct != nil || members != nil else {
+            // Unsubscribed a moment ago, or subscribed by another consumer that has gone.
+            statistics.unroutable.add(1)
+            return
+        }
+        // Decoded once per Redis message, however many local channels get it.
+        let message: ChannelMessage
+        do {
+            message = try codec.decode(payload)
+        } catch {
+            statistics.undecodable.add(1)
+            logger.warning(
+                "skipped a message that could not be decoded",
+                metadata: [LogKey.channel: "\(name)", LogKey.error: "\(error.message)"]
+            )
+            return
+        }
+        if let direct { yield(message, to: direct) }
+        if let members {
+            for member in members {
+                if let channel = channels[member] { yield(message, to: channel) }
+            }
+        }
+    }
+
+    func shard(_ shard: RedisShard, didDisconnectWithError error: ChannelLayerError) {
+        events.emit(.disconnected(shard: shard.index, error: error))
+        if let type = configuration.onDisconnect { broadcast(["type": .string(type)]) }
+    }
+
+    func shardDidReconnect(_ shard: RedisShard) {
+        events.emit(.reconnected(shard: shard.index))
+        if let type = configuration.onReconnect { broadcast(["type": .string(type)]) }
+    }
+
+    private func broadcast(_ message: ChannelMessage) {
+        for (_, channel) in channels { yield(message, to: channel) }
+    }
+}
+
+extension ChannelLayerError {
+    static func closed(file: String = #fileID, line: Int = #line) -> ChannelLayerError {
+        ChannelLayerError(.layerClosed, "the channel layer is closed", file: file, line: line)
+    }
+}

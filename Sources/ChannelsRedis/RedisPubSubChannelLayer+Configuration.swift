@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RedisPubSubChannelLayer {
+    /// How a ``RedisPubSubChannelLayer`` connects, names, encodes and buffers.
+    ///
+    /// The names follow Python's `RedisPubSubChannelLayer(hosts=..., prefix=..., ...)`.
+    ///
+    /// ```swift
+    /// var config = RedisPubSubChannelLayer.Configuration(hosts: ["redis://127.0.0.1:6379"])
+    /// config.serializer = .json
+    /// config.symmetricEncryptionKeys = ["key-one", "key-two"]
+    /// let layer = try RedisPubSubChannelLayer(configuration: config)
+    /// ```
+    public struct Configuration: Sendable {
+        /// Redis hosts as URLs: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/socket`.
+        ///
+        /// Several hosts shard channels and groups with channels_redis's consistent hash, so a Python
+        /// process configured with the same hosts in the same order picks the same host for every name.
+        public var hosts: [String]
+        /// Prefix of every channel and group name on Redis (`"asgi"`, as in Python).
+        public var prefix: String
+        /// How many received messages one local channel buffers for its consumers.
+        ///
+        /// When a consumer falls further behind, the **oldest** buffered message is dropped, counted in
+        /// ``RedisPubSubChannelLayer/Statistics/droppedMessages`` and logged as a warning: a stuck
+        /// consumer cannot grow memory without bound. The default, 10,000, holds a burst of 10,000
+        /// messages even if the consumer reads none of it meanwhile.
+        public var capacity: Int
+        /// How messages become bytes: `.msgpack` (default, as Python), `.json`, or `.custom(...)`.
+        public var serializer: MessageSerializer
+        /// Fernet keys, as Python's `symmetric_encryption_keys`: the first encrypts, any decrypts.
+        /// Empty means no encryption.
+        public var symmetricEncryptionKeys: [String]
+        /// The largest serialized (and encrypted) message `send` accepts; larger ones throw
+        /// `messageTooLarge`. Redis itself allows 512 MB per bulk string.
+        public var maximumMessageSize: Int
+        /// How long establishing a connection (TCP, AUTH and the first reply) may take.
+        public var connectTimeout: Duration
+        /// How long `send`/`groupSend` may wait for Redis to confirm a PUBLISH, including the time
+        /// spent waiting for a reconnect; also how long `newChannel`, `groupAdd` and on-demand
+        /// subscriptions wait for Redis to confirm a SUBSCRIBE.
+        public var sendTimeout: Duration
+        /// Backoff between reconnect attempts. The layer retries forever while it is open.
+        public var retry: RetryParameters
+        /// How often each shard checks that its subscriber still receives (a probe published to an
+        /// internal channel). `.zero` turns the check off.
+        public var livenessInterval: Duration
+        /// How long a liveness probe may take to come back before the connection is replaced.
+        public var livenessTimeout: Duration
+        /// When set, a `{"type": <this>}` message is put into every local channel when a shard
+        /// disconnects (channels_redis 3.x `on_disconnect`), e.g. `"redis.disconnect"`.
+        public var onDisconnect: String?
+        /// When set, a `{"type": <this>}` message is put into every local channel when a shard has
+        /// reconnected and resubscribed (channels_redis 3.x `on_reconnect`).
+        public var onReconnect: String?
+
+        /// Creates a configuration; every parameter has a default.
+        public init(
+            hosts: [String] = ["redis://127.0.0.1:6379"],
+            prefix: String = "asgi",
+            capacity: Int = 10_000,
+            serializer: MessageSerializer = .msgpack,
+            symmetricEncryptionKeys: [String] = [],
+            maximumMessageSize: Int = 16 * 1024 * 1024,
+            connectTimeout: Duration = .seconds(5),
+            sendTimeout: Duration = .seconds(5),
+            retry: RetryParameters = RetryParameters(),
+            livenessInterval: Duration = .seconds(5),
+            livenessTimeout: Duration = .seconds(3),
+            onDisconnect: String? = nil,
+            onReconnect: String? = nil
+        ) {
+            self.hosts = hosts
+            self.prefix = prefix
+            self.capacity = capacity
+            self.serializer = serializer
+            self.symmetricEncryptionKeys = symmetricEncryptionKeys
+            self.maximumMessageSize = maximumMessageSize
+            self.connectTimeout = connectTimeout
+            self.sendTimeout = sendTimeout
+            self.retry = retry
+            self.livenessInterval = livenessInterval
+            self.livenessTimeout = livenessTimeout
+            self.onDisconnect = onDisconnect
+            self.onReconnect = onReconnect
+        }
+
+        func validated() throws(ChannelLayerError) -> [RedisEndpoint] {
+            guard !hosts.isEmpty else {
+                throw ChannelLayerError(.invalidConfiguration, "at least one Redis host is required")
+            }
+            guard capacity > 0 else {
+                throw ChannelLayerError(.invalidConfiguration, "capacity must be positive, not \(capacity)")
+            }
+            guard maximumMessageSize > 0 else {
+                throw ChannelLayerError(.invalidConfiguration, "maximumMessageSize must be positive")
+            }
+            guard connectTimeout > .zero, sendTimeout > .zero, livenessTimeout > .zero, livenessInterval >= .zero else {
+                throw ChannelLayerError(.invalidConfiguration, "timeouts must be positive")
+            }
+            guard !prefix.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
+                throw ChannelLayerError(.invalidConfiguration, "prefix '\(prefix)' must be printable ASCII without spaces")
+            }
+            var endpoints: [RedisEndpoint] = []
+            for host in hosts { endpoints.append(try RedisEndpoint(url: host)) }
+            return endpoints
+        }
+    }
+
+    /// Capped exponential backoff with jitter between reconnect attempts.
+    public struct RetryParameters: Sendable {
+        /// The delay before the first retry.
+        public var initialBackoff: Duration
+        /// The largest delay between attempts.
+        public var maximumBackoff: Duration
+        /// How much each delay grows over the previous one.
+        public var multiplier: Double
+        /// Random spread applied to each delay, as a fraction (0.2 means ±20 %).
+        public var jitter: Double
+
+        /// Creates retry parameters; the defaults retry after 50 ms, doubling up to 5 s, ±20 %.
+        public init(
+            initialBackoff: Duration = .milliseconds(50),
+            maximumBackoff: Duration = .seconds(5),
+            multiplier: Double = 2,
+            jitter: Double = 0.2
+        ) {
+            self.initialBackoff = initialBackoff
+            self.maximumBackoff = maximumBackoff
+            self.multiplier = multiplier
+            self.jitter = jitter
+        }
+
+        /// The delay before attempt `attempt` (1-based).
+        func delay(forAttempt attempt: Int) -> Duration {
+            let base = initialBackoff.seconds * pow(max(multiplier, 1), Double(max(attempt - 1, 0)))
+            let capped = min(base, maximumBackoff.seconds)
+            let spread = max(0, min(jitter, 1))
+            let factor = spread > 0 ? Double.random(in: (1 - spread)...(1 + spread)) : 1
+            return .nanoseconds(Int64(max(0, capped * factor) * 1e9))
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

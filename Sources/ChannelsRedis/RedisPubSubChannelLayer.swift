@@ -1,0 +1,330 @@
+public import Logging
+import Synchronization
+
+/// A channel layer over Redis pub/sub, wire-compatible with Python's
+/// `channels_redis.pubsub.RedisPubSubChannelLayer` (channels-redis 4.3.0).
+///
+/// Every consumer owns a channel (``newChannel(prefix:)``), may join groups (``groupAdd(_:channel:)``),
+/// and receives what is sent to its channel or its groups (``receive(from:)`` or
+/// ``messages(from:)``). A group send is one `PUBLISH`; the layer subscribes once per group and
+/// fans out locally.
+///
+/// The layer runs hiredis on a libevent loop on a thread of its own. It reconnects and resubscribes
+/// by itself; ``connectionEvents()`` says when. Call ``close()`` when done: it tears everything down
+/// and joins the thread. A layer dropped without `close()` shuts down in the background: its
+/// streams finish with `layerClosed`, its connections are freed and its thread exits on its own.
+///
+/// ```swift
+/// let layer = try RedisPubSubChannelLayer(hosts: ["redis://127.0.0.1:6379"])
+/// let me = try await layer.newChannel()
+/// try await layer.groupAdd("room", channel: me)
+/// try await layer.groupSend(["type": "chat.message", "message": "hi"], to: "room")
+/// let message = try await layer.receive(from: me)
+/// print(message["message"]?.stringValue ?? "")
+/// await layer.close()
+/// ```
+public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
+    /// The configuration the layer was made with.
+    public let configuration: Configuration
+    let loop: LibeventLoop
+    let engine: PubSubEngine
+    private let codec: MessageCodec
+    private let statisticsStorage: LayerStatistics
+    private let events: ConnectionEventBroadcaster
+    private let closed = Atomic<Bool>(false)
+    private let logger: Logger
+
+    /// Creates a layer for the given hosts with every other setting at its default.
+    ///
+    /// No connection is made yet: the first operation on a host connects to it.
+    ///
+    /// - Parameters:
+    ///   - hosts: Redis URLs, `redis://[[user]:password@]host[:port][/db]` or `unix:///path`.
+    ///   - prefix: The prefix of every channel and group name on Redis.
+    ///   - logger: Where the layer logs; by default nowhere.
+    /// - Throws: ``ChannelLayerError`` with code `invalidConfiguration` for a malformed or
+    ///   unsupported URL (`rediss://`: hiredis 0.14.1 has no TLS).
+    public convenience init(
+        hosts: [String],
+        prefix: String = "asgi",
+        logger: Logger = Logger(label: "channels-redis", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws {
+        try self.init(configuration: Configuration(hosts: hosts, prefix: prefix), logger: logger)
+    }
+
+    /// Creates a layer from a full configuration.
+    ///
+    /// ```swift
+    /// var config = RedisPubSubChannelLayer.Configuration(hosts: ["redis://127.0.0.1:6379"])
+    /// config.capacity = 1_000
+    /// let layer = try RedisPubSubChannelLayer(configuration: config, logger: logger)
+    /// ```
+    ///
+    /// - Throws: ``ChannelLayerError`` with code `invalidConfiguration`.
+    public init(
+        configuration: Configuration,
+        logger: Logger = Logger(label: "channels-redis", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) throws {
+        let endpoints = try configuration.validated()
+        self.configuration = configuration
+        self.logger = logger
+        self.codec = try MessageCodec(configuration: configuration)
+        self.statisticsStorage = LayerStatistics()
+        self.events = ConnectionEventBroadcaster()
+        self.loop = try LibeventLoop(name: "channels-redis")
+        let engine = PubSubEngine(
+            loop: loop,
+            configuration: configuration,
+            endpoints: endpoints,
+            codec: codec,
+            statistics: statisticsStorage,
+            events: events,
+            logger: logger
+        )
+        self.engine = engine
+        loop.execute { engine.start() }
+    }
+
+    deinit {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Never touch C from deinit: the loop tears down and its thread exits by itself.
+        let engine = self.engine
+        loop.execute { engine.close() }
+        loop.shutdownInBackground()
+    }
+
+    // MARK: Channels
+
+    /// Creates a channel owned by this layer: `"<prefix><channel prefix><32 hex digits>"`.
+    ///
+    /// Returns once Redis confirmed the subscription, so a message sent right after is not missed.
+    ///
+    /// ```swift
+    /// let me = try await layer.newChannel()                   // "asgispecific.3f2a…"
+    /// let chat = try await layer.newChannel(prefix: "chat.")  // "asgichat.9b1c…"
+    /// ```
+    ///
+    /// - Parameter prefix: Put between the layer prefix and the random part.
+    /// - Throws: ``ChannelLayerError``: `invalidName`, `timeout`, `connectionFailed`, `layerClosed`.
+    public func newChannel(prefix: String = "specific.") async throws -> String {
+        let name = "\(configuration.prefix)\(prefix)\(UUIDHex.random())"
+        try NameValidation.validateChannel(name)
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.newChannel(name, continuation: continuation)
+        }
+        return name
+    }
+
+    /// Sends a message to a channel: one `PUBLISH` to exactly `channel`.
+    ///
+    /// Returns once Redis confirmed the `PUBLISH`. Delivery is at most once: a receiver that is not
+    /// subscribed at that moment never gets it.
+    ///
+    /// ```swift
+    /// try await layer.send(["type": "test.message", "text": "Ahoy-hoy!"], to: channel)
+    /// ```
+    ///
+    /// - Throws: ``ChannelLayerError``: `invalidName`, `encodingFailed`, `messageTooLarge`, `timeout`
+    ///   (not confirmed within `sendTimeout`, e.g. while Redis is down), `connectionLost` (the
+    ///   connection broke before Redis answered: it may or may not have been published), `layerClosed`.
+    public func send(_ message: ChannelMessage, to channel: String) async throws {
+        try NameValidation.validateChannel(channel)
+        try await publish(message, to: channel)
+    }
+
+    /// Receives the next message of a channel.
+    ///
+    /// A channel this layer did not create is subscribed on demand (a "general" channel). Several
+    /// concurrent receivers of one channel each get a message, in FIFO order. When the calling task
+    /// is cancelled, the channel is cleaned up: its consumers end and it is unsubscribed.
+    ///
+    /// ```swift
+    /// let message = try await layer.receive(from: me)
+    /// ```
+    ///
+    /// - Throws: ``ChannelLayerError`` (`invalidName`, `timeout`, `channelClosed` when flushed,
+    ///   `layerClosed`) or `CancellationError`.
+    public func receive(from channel: String) async throws -> ChannelMessage {
+        try NameValidation.validateChannel(channel)
+        let handle = try await streamHandle(for: channel)
+        var iterator = handle.stream.makeAsyncIterator()
+        if let message = try await iterator.next() { return message }
+        try Task.checkCancellation()
+        throw ChannelLayerError(.channelClosed, "channel '\(channel)' was closed locally (flushed, or another consumer was cancelled)")
+    }
+
+    /// The messages of a channel as an `AsyncSequence`, subscribed on return.
+    ///
+    /// ```swift
+    /// for try await message in try await layer.messages(from: me) {
+    ///     if message["type"]?.stringValue == "chat.message" { print(message["message"] ?? nil) }
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``ChannelLayerError``: `invalidName`, `timeout`, `layerClosed`.
+    public func messages(from channel: String) async throws -> ChannelMessageSequence {
+        try NameValidation.validateChannel(channel)
+        let handle = try await streamHandle(for: channel)
+        return ChannelMessageSequence(channel: channel, stream: handle.stream, token: ConsumerToken(channel: channel, id: handle.id, engine: engine))
+    }
+
+    /// Runs `body` with the messages of a channel and cleans the channel up when `body` returns or
+    /// throws, even when the task is cancelled.
+    ///
+    /// ```swift
+    /// try await layer.withMessages(from: me) { messages in
+    ///     for try await message in messages { handle(message) }
+    /// }
+    /// ```
+    public func withMessages<Result: Sendable>(
+        from channel: String,
+        _ body: (ChannelMessageSequence) async throws -> Result
+    ) async throws -> Result {
+        let sequence = try await messages(from: channel)
+        let token = sequence.token
+        defer {
+            let engine = self.engine
+            engine.loop.execute { engine.channelTerminated(token.channel, id: token.id) }
+        }
+        return try await body(sequence)
+    }
+
+    // MARK: Groups
+
+    /// Adds a channel of this layer to a group; returns once Redis confirmed the group's subscription.
+    ///
+    /// ```swift
+    /// try await layer.groupAdd("room", channel: me)
+    /// ```
+    ///
+    /// - Throws: ``ChannelLayerError``: `invalidName`, `notAMember` (the channel is not one this
+    ///   layer created or receives from, as in Python), `timeout`, `layerClosed`.
+    public func groupAdd(_ group: String, channel: String) async throws {
+        try NameValidation.validateGroup(group)
+        try NameValidation.validateChannel(channel)
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.groupAdd(group, channel: channel, continuation: continuation)
+        }
+    }
+
+    /// Removes a channel from a group; a no-op if it is not a member. The group is unsubscribed when
+    /// its last local member leaves.
+    ///
+    /// ```swift
+    /// try await layer.groupDiscard("room", channel: me)
+    /// ```
+    public func groupDiscard(_ group: String, channel: String) async throws {
+        try NameValidation.validateGroup(group)
+        try NameValidation.validateChannel(channel)
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.groupDiscard(group, channel: channel)
+            continuation.resume()
+        }
+    }
+
+    /// Sends a message to every member of a group, in every process: one `PUBLISH` to
+    /// `"<prefix>__group__<group>"`.
+    ///
+    /// ```swift
+    /// try await layer.groupSend(["type": "chat.message", "message": "hi"], to: "room")
+    /// ```
+    ///
+    /// - Throws: as ``send(_:to:)``.
+    public func groupSend(_ message: ChannelMessage, to group: String) async throws {
+        try NameValidation.validateGroup(group)
+        try await publish(message, to: engine.groupChannel(group))
+    }
+
+    // MARK: Lifecycle
+
+    /// Drops every local channel, group and subscription, as if the layer were new.
+    ///
+    /// Consumers of the dropped channels end: sequences finish, pending receives throw `channelClosed`.
+    public func flush() async throws {
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.flush(continuation: continuation)
+        }
+    }
+
+    /// Closes the layer: every stream finishes with `layerClosed`, every pending call throws it,
+    /// every connection is freed, and the loop thread is joined. Later calls throw `layerClosed`.
+    ///
+    /// Idempotent, and safe to call while other calls are in flight.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
+            await loop.shutdown()  // a second caller still waits for the teardown to finish
+            return
+        }
+        let engine = self.engine
+        loop.execute { engine.close() }
+        await loop.shutdown()
+    }
+
+    // MARK: Observing
+
+    /// A stream of connection events: disconnects and completed reconnects, per shard.
+    ///
+    /// Each call returns a new stream; it finishes when the layer closes.
+    public func connectionEvents() -> AsyncStream<ConnectionEvent> {
+        events.stream()
+    }
+
+    /// Counters since the layer was created.
+    public var statistics: Statistics {
+        let storage = statisticsStorage
+        return Statistics(
+            published: storage.published.load(ordering: .relaxed),
+            received: storage.received.load(ordering: .relaxed),
+            delivered: storage.delivered.load(ordering: .relaxed),
+            droppedMessages: storage.dropped.load(ordering: .relaxed),
+            undecodableMessages: storage.undecodable.load(ordering: .relaxed),
+            reconnects: storage.reconnects.load(ordering: .relaxed),
+            livenessFailures: storage.livenessFailures.load(ordering: .relaxed)
+        )
+    }
+
+    /// A snapshot of a layer's counters.
+    public struct Statistics: Sendable, Hashable {
+        /// Messages Redis confirmed as published.
+        public var published: Int
+        /// Messages received from Redis on subscribed channels (before decoding).
+        public var received: Int
+        /// Messages put into local channel buffers (a group message counts once per member).
+        public var delivered: Int
+        /// Messages dropped because a consumer's buffer was full (the oldest goes).
+        public var droppedMessages: Int
+        /// Received messages skipped because they could not be decrypted or decoded.
+        public var undecodableMessages: Int
+        /// Completed reconnects of any shard.
+        public var reconnects: Int
+        /// Connections replaced because a liveness probe did not come back.
+        public var livenessFailures: Int
+    }
+
+    // MARK: Internals
+
+    private func publish(_ message: ChannelMessage, to redisChannel: String) async throws {
+        let payload = try codec.encode(message)
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.publish(to: redisChannel, payload: payload, continuation: continuation)
+        }
+    }
+
+    private func streamHandle(for channel: String) async throws -> PubSubEngine.StreamHandle {
+        try await onLoop { [engine] (continuation: UnsafeContinuation<PubSubEngine.StreamHandle, any Error>) in
+            engine.stream(for: channel, continuation: continuation)
+        }
+    }
+
+    /// Runs `body` on the loop with a continuation that it (or something it starts) resumes once.
+    private func onLoop<Value: Sendable>(
+        _ body: @escaping @Sendable (UnsafeContinuation<Value, any Error>) -> Void
+    ) async throws -> Value {
+        guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
+        return try await withUnsafeThrowingContinuation { continuation in
+            if !loop.execute({ body(continuation) }) {
+                continuation.resume(throwing: ChannelLayerError.closed())
+            }
+        }
+    }
+}

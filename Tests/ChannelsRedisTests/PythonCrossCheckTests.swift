@@ -1,0 +1,361 @@
+import Foundation
+import OrderedCollections
+import Testing
+
+@testable import ChannelsRedis
+
+/// Compares the Swift serializers with Python's `msgpack.packb`/`unpackb` and `json.dumps`/`loads` on a large
+/// seeded random corpus, byte for byte in both directions.
+@Suite("Python cross-check")
+struct PythonCrossCheckTests {
+    static let seed: UInt64 = 0x4348_414E_4E45_4C53  // "CHANNELS"
+    static let randomCases = 2_000
+
+    @Test(.timeLimit(.minutes(5)))
+    func serializersMatchPythonByteForByte() throws {
+        var generator = CorpusGenerator(seed: Self.seed)
+        var corpus = CorpusGenerator.fixedCases
+        for _ in 0..<Self.randomCases {
+            corpus.append(generator.value(depth: 0))
+        }
+
+        // Swift's side: the corpus plus what Swift makes of each value.
+        var file = Array("CRCORPUS1".utf8)
+        Corpus.appendU32(corpus.count, to: &file)
+        var swiftJSON: [[UInt8]?] = []
+        for value in corpus {
+            Corpus.append(value, to: &file)
+            let packed = try MessagePackSerializer().serialize(value)
+            Corpus.appendU32(packed.count, to: &file)
+            file += packed
+            if Corpus.containsBinary(value) {
+                #expect(throws: ChannelLayerError.self) { try JSONSerializer().serialize(value) }
+                swiftJSON.append(nil)
+                file.append(0)
+            } else {
+                let json = try JSONSerializer().serialize(value)
+                swiftJSON.append(json)
+                file.append(1)
+                Corpus.appendU32(json.count, to: &file)
+                file += json
+            }
+        }
+
+        let directory = FileManager.default.temporaryDirectory
+        let corpusURL = directory.appendingPathComponent("crosscheck-\(UUID().uuidString).corpus")
+        let outputURL = directory.appendingPathComponent("crosscheck-\(UUID().uuidString).out")
+        defer {
+            try? FileManager.default.removeItem(at: corpusURL)
+            try? FileManager.default.removeItem(at: outputURL)
+        }
+        try Data(file).write(to: corpusURL)
+
+        let result = try PythonPeer.run(script: "msgpack_crosscheck.py", arguments: [corpusURL.path, outputURL.path])
+        try #require(result.status == 0, "Python rejected Swift's bytes:\n\(result.stdout)\(result.stderr)")
+
+        // Python's side: its bytes must equal Swift's, and Swift must decode them back to the original.
+        let output = [UInt8](try Data(contentsOf: outputURL))
+        var reader = Corpus.Reader(bytes: output)
+        #expect(try reader.u32() == corpus.count)
+        var mismatches = 0
+        for (index, value) in corpus.enumerated() {
+            let pythonMsgpack = try reader.bytes(count: try reader.u32())
+            let swiftMsgpack = try MessagePackSerializer().serialize(value)
+            if pythonMsgpack != swiftMsgpack {
+                mismatches += 1
+                Issue.record("case \(index): msgpack differs for \(Corpus.short(value))\n python \(Corpus.hex(pythonMsgpack))\n swift  \(Corpus.hex(swiftMsgpack))")
+            }
+            let decoded = try pythonMsgpack.withUnsafeBytes { try MessagePackSerializer().deserialize($0) }
+            if !Corpus.identical(decoded, value) {
+                mismatches += 1
+                Issue.record("case \(index): decoding Python's msgpack gave \(Corpus.short(decoded)), expected \(Corpus.short(value))")
+            }
+            let hasJSON = try reader.u8() == 1
+            #expect(hasJSON == (swiftJSON[index] != nil), "case \(index): JSON availability differs")
+            if hasJSON {
+                let pythonJSON = try reader.bytes(count: try reader.u32())
+                if let json = swiftJSON[index], json != pythonJSON {
+                    mismatches += 1
+                    Issue.record(
+                        "case \(index): JSON differs\n python \(String(decoding: pythonJSON.prefix(400), as: UTF8.self))\n swift  \(String(decoding: json.prefix(400), as: UTF8.self))"
+                    )
+                }
+                let decodedJSON = try pythonJSON.withUnsafeBytes { try JSONSerializer().deserialize($0) }
+                if !Corpus.identical(decodedJSON, value) {
+                    mismatches += 1
+                    Issue.record("case \(index): decoding Python's JSON gave \(Corpus.short(decodedJSON)), expected \(Corpus.short(value))")
+                }
+            }
+            if mismatches > 20 { break }
+        }
+        #expect(reader.isAtEnd || mismatches > 20)
+        #expect(corpus.count == CorpusGenerator.fixedCases.count + Self.randomCases)
+    }
+}
+
+// MARK: - Corpus format
+
+/// The self-describing format `msgpack_crosscheck.py` reads (see its docstring).
+enum Corpus {
+    static func appendU32(_ value: Int, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: UInt32(value).bigEndian) { bytes += $0 }
+    }
+
+    static func append(_ value: ChannelMessage, to bytes: inout [UInt8]) {
+        switch value {
+        case .nil:
+            bytes.append(UInt8(ascii: "N"))
+        case .bool(let flag):
+            bytes.append(UInt8(ascii: flag ? "T" : "F"))
+        case .int(let number):
+            bytes.append(UInt8(ascii: "I"))
+            withUnsafeBytes(of: number.bigEndian) { bytes += $0 }
+        case .uint(let number):
+            bytes.append(UInt8(ascii: "U"))
+            withUnsafeBytes(of: number.bigEndian) { bytes += $0 }
+        case .double(let number):
+            bytes.append(UInt8(ascii: "D"))
+            withUnsafeBytes(of: number.bitPattern.bigEndian) { bytes += $0 }
+        case .string(let text):
+            bytes.append(UInt8(ascii: "S"))
+            appendU32(text.utf8.count, to: &bytes)
+            bytes += text.utf8
+        case .binary(let data):
+            bytes.append(UInt8(ascii: "B"))
+            appendU32(data.count, to: &bytes)
+            bytes += data
+        case .array(let elements):
+            bytes.append(UInt8(ascii: "A"))
+            appendU32(elements.count, to: &bytes)
+            for element in elements { append(element, to: &bytes) }
+        case .map(let map):
+            bytes.append(UInt8(ascii: "M"))
+            appendU32(map.count, to: &bytes)
+            for (key, element) in map {
+                appendU32(key.utf8.count, to: &bytes)
+                bytes += key.utf8
+                append(element, to: &bytes)
+            }
+        }
+    }
+
+    struct Reader {
+        var bytes: [UInt8]
+        var position = 0
+        var isAtEnd: Bool { position == bytes.count }
+
+        struct Truncated: Error {}
+
+        mutating func u8() throws -> UInt8 {
+            guard position < bytes.count else { throw Truncated() }
+            defer { position += 1 }
+            return bytes[position]
+        }
+
+        mutating func u32() throws -> Int {
+            Int(try bytes(count: 4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        }
+
+        mutating func bytes(count: Int) throws -> [UInt8] {
+            guard bytes.count - position >= count else { throw Truncated() }
+            defer { position += count }
+            return Array(bytes[position..<position + count])
+        }
+    }
+
+    static func containsBinary(_ value: ChannelMessage) -> Bool {
+        switch value {
+        case .binary: true
+        case .array(let elements): elements.contains(where: containsBinary)
+        case .map(let map): map.values.contains(where: containsBinary)
+        default: false
+        }
+    }
+
+    /// Strict equality: same case, same bits for doubles (NaN equals NaN, -0.0 differs from 0.0), same key order.
+    static func identical(_ a: ChannelMessage, _ b: ChannelMessage) -> Bool {
+        switch (a, b) {
+        case (.double(let x), .double(let y)):
+            return x.bitPattern == y.bitPattern || (x.isNaN && y.isNaN)
+        case (.int(let x), .int(let y)):
+            return x == y
+        case (.uint(let x), .uint(let y)):
+            return x == y
+        case (.array(let x), .array(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { identical($0, $1) }
+        case (.map(let x), .map(let y)):
+            return x.keys.elementsEqual(y.keys) && zip(x.values, y.values).allSatisfy { identical($0, $1) }
+        case (.nil, .nil), (.bool, .bool), (.string, .string), (.binary, .binary):
+            return a == b
+        default:
+            return false
+        }
+    }
+
+    static func short(_ value: ChannelMessage) -> String {
+        let text = value.description
+        return text.count <= 300 ? text : String(text.prefix(300)) + "… (\(text.count) characters)"
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let shown = bytes.prefix(200).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+        return shown.joined(separator: " ") + (bytes.count > 200 ? " … (\(bytes.count) bytes)" : "")
+    }
+}
+
+// MARK: - Random values
+
+/// SplitMix64: small, fast, and the same sequence on every platform, so a failing case can be reproduced.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+struct CorpusGenerator {
+    var random: SplitMix64
+
+    init(seed: UInt64) {
+        random = SplitMix64(state: seed)
+    }
+
+    /// Size-class boundaries and the largest forms, which random sizes would rarely hit.
+    static let fixedCases: [ChannelMessage] = {
+        var cases: [ChannelMessage] = [
+            ["a": true, "b": nil, "c": ["d": []]],
+            .int(.min), .int(.max), .uint(.max), .uint(UInt64(Int64.max) + 1),
+            .double(-0.0), .double(.infinity), .double(-.infinity), .double(.nan), .double(.leastNonzeroMagnitude),
+            .double(.greatestFiniteMagnitude), .double(1e16), .double(1e15), .double(1e-5), .double(0.0001), .double(0.1),
+            .string(""), .string("😀"), .string("\u{7F}\u{0}\u{1F}\u{2028}\u{FEFF}\u{FFFF}\u{10FFFF}"), .binary([]),
+        ]
+        for length in [31, 32, 255, 256, 65_535, 65_536] {
+            cases.append(.string(String(repeating: "x", count: length)))
+            cases.append(.binary([UInt8](repeating: 7, count: length)))
+        }
+        for count in [15, 16, 65_535, 65_536] {
+            cases.append(.array((0..<count).map { ChannelMessage($0 % 300 - 150) }))
+            var map = OrderedDictionary<String, ChannelMessage>()
+            for index in 0..<count { map["k\(index)"] = ChannelMessage(index) }
+            cases.append(.map(map))
+        }
+        return cases
+    }()
+
+    mutating func next(_ bound: Int) -> Int {
+        Int(random.next() % UInt64(bound))
+    }
+
+    mutating func chance(_ percent: Int) -> Bool {
+        next(100) < percent
+    }
+
+    mutating func value(depth: Int) -> ChannelMessage {
+        let kinds = depth >= 4 ? 7 : 9
+        switch next(kinds) {
+        case 0: return .nil
+        case 1: return .bool(chance(50))
+        case 2, 3: return integer()
+        case 4: return .double(double())
+        case 5: return .string(string())
+        case 6: return .binary(binary())
+        case 7: return .array((0..<size()).map { _ in value(depth: depth + 1) })
+        default:
+            var map = OrderedDictionary<String, ChannelMessage>()
+            for _ in 0..<size() {
+                map[chance(70) ? "k\(next(1000))" : string()] = value(depth: depth + 1)
+            }
+            return .map(map)
+        }
+    }
+
+    mutating func size() -> Int {
+        switch next(20) {
+        case 0: 16 + next(300)
+        case 1: 15
+        case 2: 16
+        default: next(8)
+        }
+    }
+
+    static let integerEdges: [Int64] = [
+        0, 1, 127, 128, 255, 256, 65_535, 65_536, 4_294_967_295, 4_294_967_296, .max,
+        -1, -32, -33, -128, -129, -32_768, -32_769, -2_147_483_648, -2_147_483_649, .min,
+    ]
+
+    mutating func integer() -> ChannelMessage {
+        switch next(6) {
+        case 0:
+            let edge = Self.integerEdges[next(Self.integerEdges.count)]
+            let (result, overflow) = edge.addingReportingOverflow(Int64(next(3)) - 1)
+            return .int(overflow ? edge : result)
+        case 1:
+            return ChannelMessage(UInt64(Int64.max) + 1 + random.next() % UInt64(Int64.max))
+        case 2:
+            return .int(Int64(bitPattern: random.next()))
+        default:
+            // A random width, so every size class gets hit.
+            let bits = UInt64(1 + next(63))
+            let magnitude = Int64(random.next() >> (64 - bits))
+            return .int(chance(50) ? magnitude : -magnitude)
+        }
+    }
+
+    static let doubleEdges: [Double] = [
+        0, -0.0, 1, -1, 0.5, 0.1, 1e16, 1e15, 9_999_999_999_999_998, 1e-4, 1e-5, 1e22, 1e100, 1e-300,
+        .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude,
+        123_456_789_012_345_680, 0.000_123_4, 2.5e-5, 100, 1_234_567.890_123,
+    ]
+
+    mutating func double() -> Double {
+        switch next(5) {
+        case 0: return Self.doubleEdges[next(Self.doubleEdges.count)]
+        case 1: return Double(Int64(bitPattern: random.next()) >> Int64(next(63)))
+        case 2: return Double(next(2_000_000)) / Double([1, 10, 100, 1000, 1e6, 1e9][next(6)])
+        default:
+            // Random bits: every exponent, subnormals, and (rarely) NaNs with payloads.
+            let bits = random.next()
+            let value = Double(bitPattern: bits)
+            return value.isNaN ? .nan : value
+        }
+    }
+
+    mutating func scalar() -> Unicode.Scalar {
+        while true {
+            let candidate: UInt32 =
+                switch next(6) {
+                case 0: UInt32(next(0x20))  // control characters
+                case 1, 2: UInt32(0x20 + next(0x60))  // printable ASCII, DEL
+                case 3: UInt32(0x80 + next(0x780))  // two-byte UTF-8
+                case 4: UInt32(0x800 + next(0xF800))  // BMP, surrogates filtered below
+                default: UInt32(0x10000 + next(0x100000))  // astral
+                }
+            if let scalar = Unicode.Scalar(candidate) { return scalar }
+        }
+    }
+
+    mutating func string() -> String {
+        let length =
+            switch next(10) {
+            case 0: 20 + next(400)
+            default: next(12)
+            }
+        var text = ""
+        text.unicodeScalars.append(contentsOf: (0..<length).map { _ in scalar() })
+        return text
+    }
+
+    mutating func binary() -> [UInt8] {
+        let length =
+            switch next(10) {
+            case 0: 200 + next(400)
+            default: next(20)
+            }
+        return (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+    }
+}

@@ -1,0 +1,499 @@
+import ChannelsRedis
+import Foundation
+import Logging
+import Testing
+
+/// A layer on a server of the test's own, closed and stopped afterwards.
+func withLayer<Result>(
+    configure: (inout RedisPubSubChannelLayer.Configuration) -> Void = { _ in },
+    serverArguments: [String] = [],
+    _ body: (RedisPubSubChannelLayer, RedisServer) async throws -> Result
+) async throws -> Result {
+    let server = try await RedisServer.start(arguments: serverArguments)
+    defer { server.stop() }
+    var configuration = RedisPubSubChannelLayer.Configuration(hosts: [server.url])
+    configure(&configuration)
+    let layer = try RedisPubSubChannelLayer(configuration: configuration)
+    do {
+        let result = try await body(layer, server)
+        await layer.close()
+        return result
+    } catch {
+        await layer.close()
+        throw error
+    }
+}
+
+/// Receives with a deadline; `nil` if nothing came in time (the receive is cancelled then).
+func receive(_ layer: RedisPubSubChannelLayer, from channel: String, within timeout: Duration) async throws -> ChannelMessage? {
+    try await withThrowingTaskGroup(of: ChannelMessage?.self) { group in
+        group.addTask { try await layer.receive(from: channel) }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+/// The number of subscribers Redis counts for a channel.
+func subscriberCount(_ server: RedisServer, _ channel: String) async throws -> Int {
+    let reply = try await server.command(["PUBSUB", "NUMSUB", channel])
+    return reply.array?.last?.integer ?? -1
+}
+
+@Suite("Channel layer", .timeLimit(.minutes(3)))
+struct LayerTests {
+    @Test func sendsAndReceives() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            try await layer.send(["type": "test.message", "text": "Ahoy-hoy!"], to: channel)
+            let message = try await layer.receive(from: channel)
+            #expect(message["type"]?.stringValue == "test.message")
+            #expect(message["text"]?.stringValue == "Ahoy-hoy!")
+            #expect(message == ["type": "test.message", "text": "Ahoy-hoy!"])
+        }
+    }
+
+    @Test func receivesThreeInOrder() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            for index in 1...3 { try await layer.send(["type": "test.message", "n": .int(Int64(index))], to: channel) }
+            for index in 1...3 {
+                #expect(try await layer.receive(from: channel)["n"]?.intValue == index)
+            }
+        }
+    }
+
+    @Test func newChannelNamesFollowPythonsFormat() async throws {
+        try await withLayer { layer, _ in
+            let plain = try await layer.newChannel()
+            let chat = try await layer.newChannel(prefix: "chat.")
+            #expect(plain.hasPrefix("asgispecific.") && plain.count == "asgispecific.".count + 32)
+            #expect(chat.hasPrefix("asgichat.") && chat.count == "asgichat.".count + 32)
+            let hex = plain.dropFirst("asgispecific.".count)
+            #expect(hex.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        }
+    }
+
+    @Test func channelNamesAreUnique() async throws {
+        try await withLayer { layer, _ in
+            var names = Set<String>()
+            for _ in 0..<500 { names.insert(try await layer.newChannel()) }
+            #expect(names.count == 500)
+        }
+    }
+
+    @Test func channelsWithTheSamePrefixAreIndependent() async throws {
+        try await withLayer { layer, _ in
+            let first = try await layer.newChannel(prefix: "same.")
+            let second = try await layer.newChannel(prefix: "same.")
+            #expect(first != second)
+            try await layer.send(["type": "to.first"], to: first)
+            try await layer.send(["type": "to.second"], to: second)
+            #expect(try await layer.receive(from: second)["type"]?.stringValue == "to.second")
+            #expect(try await layer.receive(from: first)["type"]?.stringValue == "to.first")
+        }
+    }
+
+    @Test func groupSendReachesMembersButNotDiscardedOnes() async throws {
+        try await withLayer { layer, _ in
+            let channels = [try await layer.newChannel(), try await layer.newChannel(), try await layer.newChannel()]
+            for channel in channels { try await layer.groupAdd("test-group", channel: channel) }
+            try await layer.groupDiscard("test-group", channel: channels[2])
+            try await layer.groupSend(["type": "message.1"], to: "test-group")
+            #expect(try await layer.receive(from: channels[0])["type"]?.stringValue == "message.1")
+            #expect(try await layer.receive(from: channels[1])["type"]?.stringValue == "message.1")
+            #expect(try await receive(layer, from: channels[2], within: .seconds(1)) == nil)
+        }
+    }
+
+    @Test func groupDiscardBeforeGroupAddIsANoOp() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            try await layer.groupDiscard("test-group", channel: channel)
+            try await layer.groupAdd("test-group", channel: channel)
+            try await layer.groupSend(["type": "hello"], to: "test-group")
+            #expect(try await layer.receive(from: channel)["type"]?.stringValue == "hello")
+        }
+    }
+
+    @Test func groupIsUnsubscribedWhenItsLastMemberLeaves() async throws {
+        try await withLayer { layer, server in
+            let first = try await layer.newChannel()
+            let second = try await layer.newChannel()
+            try await layer.groupAdd("room", channel: first)
+            try await layer.groupAdd("room", channel: second)
+            #expect(try await subscriberCount(server, "asgi__group__room") == 1)  // one subscription per process
+            try await layer.groupDiscard("room", channel: first)
+            #expect(try await subscriberCount(server, "asgi__group__room") == 1)
+            try await layer.groupDiscard("room", channel: second)
+            try await eventually { try await subscriberCount(server, "asgi__group__room") == 0 }
+        }
+    }
+
+    @Test func groupAddOfAForeignChannelIsAnError() async throws {
+        try await withLayer { layer, _ in
+            await #expect(throws: ChannelLayerError.self) { try await layer.groupAdd("room", channel: "asgispecific.notmine") }
+            do {
+                try await layer.groupAdd("room", channel: "asgispecific.notmine")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .notAMember)
+            }
+        }
+    }
+
+    @Test func receivesOnAGeneralChannelOwnedByAnotherLayer() async throws {
+        try await withLayer { layer, server in
+            let other = try RedisPubSubChannelLayer(hosts: [server.url])
+            defer { Task { await other.close() } }
+            let receiving = Task { try await other.receive(from: "test-channel") }
+            try await eventually { try await subscriberCount(server, "test-channel") == 1 }
+            try await layer.send("message.1", to: "test-channel")
+            #expect(try await receiving.value == "message.1")
+            await other.close()
+        }
+    }
+
+    @Test func cancelledReceiveCleansTheChannelUp() async throws {
+        try await withLayer { layer, server in
+            #expect(try await receive(layer, from: "test-channel-timeout", within: .milliseconds(300)) == nil)
+            try await eventually { try await subscriberCount(server, "test-channel-timeout") == 0 }
+            // And the channel works again afterwards.
+            let receiving = Task { try await layer.receive(from: "test-channel-timeout") }
+            try await eventually { try await subscriberCount(server, "test-channel-timeout") == 1 }
+            try await layer.send(["type": "again"], to: "test-channel-timeout")
+            #expect(try await receiving.value["type"]?.stringValue == "again")
+        }
+    }
+
+    @Test func endedMessageSequenceCleansTheChannelUp() async throws {
+        try await withLayer { layer, server in
+            let channel = try await layer.newChannel()
+            do {
+                let messages = try await layer.messages(from: channel)
+                try await layer.send(["type": "one"], to: channel)
+                for try await message in messages {
+                    #expect(message["type"]?.stringValue == "one")
+                    break
+                }
+            }
+            try await eventually { try await subscriberCount(server, channel) == 0 }
+        }
+    }
+
+    @Test func scopedMessagesCleanUpWhenTheBodyReturns() async throws {
+        try await withLayer { layer, server in
+            let channel = try await layer.newChannel()
+            try await layer.send(["type": "one"], to: channel)
+            let type = try await layer.withMessages(from: channel) { messages in
+                var iterator = messages.makeAsyncIterator()
+                return try await iterator.next()?["type"]?.stringValue
+            }
+            #expect(type == "one")
+            try await eventually { try await subscriberCount(server, channel) == 0 }
+        }
+    }
+
+    @Test func twoLayersTalkThroughOneServer() async throws {
+        try await withLayer { first, server in
+            let second = try RedisPubSubChannelLayer(hosts: [server.url])
+            let a = try await first.newChannel()
+            let b = try await second.newChannel()
+            try await first.send(["type": "to.b"], to: b)
+            try await second.send(["type": "to.a"], to: a)
+            #expect(try await second.receive(from: b)["type"]?.stringValue == "to.b")
+            #expect(try await first.receive(from: a)["type"]?.stringValue == "to.a")
+            try await second.groupAdd("shared", channel: b)
+            try await first.groupAdd("shared", channel: a)
+            try await first.groupSend(["type": "all"], to: "shared")
+            #expect(try await second.receive(from: b)["type"]?.stringValue == "all")
+            #expect(try await first.receive(from: a)["type"]?.stringValue == "all")
+            await second.close()
+        }
+    }
+
+    @Test func manyConcurrentSendersAndReceivers() async throws {
+        try await withLayer { layer, _ in
+            let channelCount = 16
+            let perSender = 200
+            var channels: [String] = []
+            for _ in 0..<channelCount { channels.append(try await layer.newChannel()) }
+            let received = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for channel in channels {
+                    group.addTask {
+                        var seen: [Int] = []
+                        for _ in 0..<perSender { seen.append(try await layer.receive(from: channel)["n"]!.intValue!) }
+                        return seen
+                    }
+                    group.addTask {
+                        for index in 0..<perSender { try await layer.send(["type": "m", "n": .int(Int64(index))], to: channel) }
+                        return []
+                    }
+                }
+                var all: [[Int]] = []
+                for try await seen in group where !seen.isEmpty { all.append(seen) }
+                return all
+            }
+            #expect(received.count == channelCount)
+            for seen in received { #expect(seen == Array(0..<perSender)) }
+        }
+    }
+
+    @Test func tenThousandMessagesArriveInOrder() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            let count = 10_000
+            let messages = try await layer.messages(from: channel)
+            let reader = Task {
+                var next = 0
+                for try await message in messages {
+                    guard message["n"]?.intValue == next else { return next }
+                    next += 1
+                    if next == count { break }
+                }
+                return next
+            }
+            // Several sends in flight at once, each window in order: as fast as the layer goes.
+            var index = 0
+            while index < count {
+                let window = min(64, count - index)
+                let start = index
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // Pipelined sends keep their order because one task issues them back to back.
+                    group.addTask {
+                        for offset in 0..<window { try await layer.send(["type": "m", "n": .int(Int64(start + offset))], to: channel) }
+                    }
+                    try await group.waitForAll()
+                }
+                index += window
+            }
+            #expect(try await reader.value == count)
+            #expect(layer.statistics.droppedMessages == 0)
+        }
+    }
+
+    @Test func goldenMsgpackBytesArriveDecoded() async throws {
+        try await withLayer { layer, server in
+            let channel = try await layer.newChannel()
+            let golden: [UInt8] = [0x83, 0xA1, 0x61, 0xC3, 0xA1, 0x62, 0xC0, 0xA1, 0x63, 0x81, 0xA1, 0x64, 0x90]
+            _ = try await server.command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), golden])
+            let message = try await layer.receive(from: channel)
+            #expect(message == ["a": true, "b": nil, "c": ["d": []]])
+        }
+    }
+
+    @Test func undecodablePayloadIsCountedAndSkipped() async throws {
+        try await withLayer { layer, server in
+            let channel = try await layer.newChannel()
+            _ = try await server.command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), [0xC1, 0xFF, 0x00]])
+            try await layer.send(["type": "after"], to: channel)
+            #expect(try await layer.receive(from: channel)["type"]?.stringValue == "after")
+            #expect(layer.statistics.undecodableMessages == 1)
+        }
+    }
+
+    @Test func fullBufferDropsTheOldestAndCountsIt() async throws {
+        try await withLayer(configure: { $0.capacity = 10 }) { layer, _ in
+            let channel = try await layer.newChannel()
+            for index in 0..<50 { try await layer.send(["n": .int(Int64(index))], to: channel) }
+            try await eventually { layer.statistics.delivered == 50 }
+            #expect(layer.statistics.droppedMessages == 40)
+            #expect(try await layer.receive(from: channel)["n"]?.intValue == 40)
+        }
+    }
+
+    @Test func oversizedMessageIsATypedError() async throws {
+        try await withLayer(configure: { $0.maximumMessageSize = 1_000 }) { layer, _ in
+            let channel = try await layer.newChannel()
+            do {
+                try await layer.send(["blob": .binary([UInt8](repeating: 7, count: 2_000))], to: channel)
+                Issue.record("an oversized message was sent")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .messageTooLarge)
+            }
+            try await layer.send(["blob": .binary([UInt8](repeating: 7, count: 500))], to: channel)
+            #expect(try await layer.receive(from: channel)["blob"]?.bytesValue?.count == 500)
+        }
+    }
+
+    @Test func oneMegabyteMessagesGoThrough() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            let blob = (0..<1_048_576).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            try await layer.send(["type": "big", "blob": .binary(blob)], to: channel)
+            #expect(try await layer.receive(from: channel)["blob"]?.bytesValue == blob)
+        }
+    }
+
+    @Test func invalidNamesAreRejectedBeforeRedis() async throws {
+        try await withLayer { layer, _ in
+            let tooLong = String(repeating: "a", count: 100)
+            for name in ["has space", "", "bad/char", tooLong, "é"] {
+                await #expect(throws: ChannelLayerError.self) { try await layer.send(["type": "x"], to: name) }
+                do { _ = try await layer.receive(from: name) } catch let error as ChannelLayerError { #expect(error.code == .invalidName) }
+            }
+            let channel = try await layer.newChannel()
+            for group in ["a!b", "has space", tooLong] {
+                do {
+                    try await layer.groupAdd(group, channel: channel)
+                    Issue.record("invalid group \(group) accepted")
+                } catch let error as ChannelLayerError {
+                    #expect(error.code == .invalidName)
+                }
+            }
+            // A process-local channel name with one "!" is valid.
+            try await layer.send(["type": "x"], to: "asgispecific.abc!def")
+        }
+    }
+
+    @Test func flushEndsConsumersAndUnsubscribes() async throws {
+        try await withLayer { layer, server in
+            let channel = try await layer.newChannel()
+            try await layer.groupAdd("room", channel: channel)
+            let pending = Task { try await layer.receive(from: channel) }
+            try await Task.sleep(for: .milliseconds(100))
+            try await layer.flush()
+            do {
+                _ = try await pending.value
+                Issue.record("receive returned after flush")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .channelClosed)
+            }
+            try await eventually { try await subscriberCount(server, channel) == 0 }
+            #expect(try await subscriberCount(server, "asgi__group__room") == 0)
+            // Usable again, like new.
+            let fresh = try await layer.newChannel()
+            try await layer.send(["type": "x"], to: fresh)
+            #expect(try await layer.receive(from: fresh)["type"]?.stringValue == "x")
+        }
+    }
+
+    @Test func callsAfterCloseThrowLayerClosed() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let layer = try RedisPubSubChannelLayer(hosts: [server.url])
+        let channel = try await layer.newChannel()
+        let messages = try await layer.messages(from: channel)
+        let consumer = Task { () -> ChannelLayerError? in
+            do {
+                for try await _ in messages {}
+                return nil
+            } catch {
+                return error
+            }
+        }
+        await layer.close()
+        await layer.close()  // idempotent
+        #expect(await consumer.value?.code == .layerClosed)
+        for operation in [
+            { try await layer.send(["type": "x"], to: channel) },
+            { _ = try await layer.newChannel() },
+            { _ = try await layer.receive(from: channel) },
+            { try await layer.groupAdd("g", channel: channel) },
+        ] as [@Sendable () async throws -> Void] {
+            do {
+                try await operation()
+                Issue.record("an operation succeeded after close")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .layerClosed)
+            }
+        }
+    }
+
+    @Test func passwordFromTheURLIsSent() async throws {
+        let server = try await RedisServer.start(arguments: ["--requirepass", "s3cret"])
+        defer { server.stop() }
+        let layer = try RedisPubSubChannelLayer(hosts: [server.url(password: "s3cret")])
+        let channel = try await layer.newChannel()
+        try await layer.send(["type": "authed"], to: channel)
+        #expect(try await layer.receive(from: channel)["type"]?.stringValue == "authed")
+        await layer.close()
+
+        var configuration = RedisPubSubChannelLayer.Configuration(hosts: [server.url(password: "wrong")])
+        configuration.connectTimeout = .seconds(2)
+        let wrong = try RedisPubSubChannelLayer(configuration: configuration)
+        do {
+            try await wrong.send(["type": "x"], to: channel)
+            Issue.record("sent with a wrong password")
+        } catch let error as ChannelLayerError {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains("AUTH") || error.message.contains("WRONGPASS") || error.message.contains("handshake"))
+        }
+        await wrong.close()
+    }
+
+    @Test func unixSocketHostsWork() async throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("cr-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try await RedisServer.start(arguments: ["--unixsocket", socket, "--unixsocketperm", "700"])
+        defer { server.stop() }
+        let layer = try RedisPubSubChannelLayer(hosts: ["unix://\(socket)"])
+        let channel = try await layer.newChannel()
+        try await layer.send(["type": "over.unix"], to: channel)
+        #expect(try await layer.receive(from: channel)["type"]?.stringValue == "over.unix")
+        await layer.close()
+    }
+
+    @Test func unreachableHostFailsWithinTheConnectTimeout() async throws {
+        let port = TCPProxy.unusedPort()
+        var configuration = RedisPubSubChannelLayer.Configuration(hosts: ["redis://127.0.0.1:\(port)"])
+        configuration.connectTimeout = .seconds(2)
+        let layer = try RedisPubSubChannelLayer(configuration: configuration)
+        let start = ContinuousClock.now
+        do {
+            _ = try await layer.newChannel()
+            Issue.record("subscribed to an unreachable host")
+        } catch let error as ChannelLayerError {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains("127.0.0.1:\(port)"))
+        }
+        do {
+            try await layer.send(["type": "x"], to: "somewhere")
+            Issue.record("sent to an unreachable host")
+        } catch let error as ChannelLayerError {
+            #expect(error.code == .connectionFailed)
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        await layer.close()
+    }
+
+    @Test func badURLsAreConfigurationErrors() throws {
+        for url in ["rediss://127.0.0.1:6379", "http://127.0.0.1", "redis://127.0.0.1:notaport", "127.0.0.1:6379", "redis://:70000"] {
+            do {
+                _ = try RedisPubSubChannelLayer(hosts: [url])
+                Issue.record("accepted \(url)")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .invalidConfiguration)
+            }
+        }
+        #expect(throws: ChannelLayerError.self) { try RedisPubSubChannelLayer(hosts: []) }
+    }
+
+    @Test func shardsOverSeveralHostsWithThePythonHash() async throws {
+        let servers = [try await RedisServer.start(), try await RedisServer.start(), try await RedisServer.start()]
+        defer { for server in servers { server.stop() } }
+        let layer = try RedisPubSubChannelLayer(hosts: servers.map(\.url))
+        var channels: [String] = []
+        for _ in 0..<30 { channels.append(try await layer.newChannel()) }
+        for group in ["alpha", "beta", "gamma", "delta"] { try await layer.groupAdd(group, channel: channels[0]) }
+        var perServer: [Set<String>] = []
+        for server in servers {
+            let reply = try await server.command(["PUBSUB", "CHANNELS", "asgi*"])
+            perServer.append(Set((reply.array ?? []).compactMap(\.string).filter { !$0.contains("__channels_redis_swift__") }))
+        }
+        // Every name lives on exactly the server the hash names, and more than one server is used.
+        for name in channels + ["alpha", "beta", "gamma", "delta"].map({ "asgi__group__\($0)" }) {
+            let holders = perServer.indices.filter { perServer[$0].contains(name) }
+            #expect(holders.count == 1, "\(name) is on \(holders)")
+        }
+        #expect(perServer.filter { !$0.isEmpty }.count > 1)
+        for channel in channels.prefix(5) {
+            try await layer.send(["type": "sharded"], to: channel)
+            #expect(try await layer.receive(from: channel)["type"]?.stringValue == "sharded")
+        }
+        try await layer.groupSend(["type": "group.sharded"], to: "gamma")
+        #expect(try await layer.receive(from: channels[0])["type"]?.stringValue == "group.sharded")
+        await layer.close()
+    }
+}
