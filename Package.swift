@@ -47,6 +47,21 @@ let package = Package(
             path: "Examples/Chat",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "channels-redis-bench",
+            dependencies: [
+                "ChannelsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/ChannelsRedisBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        // The C ceiling the benchmark compares against: hiredis async + libevent, no Swift.
+        .executableTarget(
+            name: "hiredis-baseline",
+            path: "Sources/HiredisBaseline",
+            linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("event_core")]
+        ),
         .testTarget(
             name: "ChannelsRedisTests",
             dependencies: ["ChannelsRedis"],

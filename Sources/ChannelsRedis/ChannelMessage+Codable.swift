@@ -202,7 +202,7 @@ extension ChannelMessage: Codable {
 // MARK: - Keys and error text
 
 /// A coding key for map entries.
-struct StringKey: CodingKey {
+private struct StringKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
 
@@ -212,7 +212,7 @@ struct StringKey: CodingKey {
 }
 
 /// The coding key of an array element; shown as `[n]` in paths.
-struct IndexKey: CodingKey {
+private struct IndexKey: CodingKey {
     var index: Int
     var stringValue: String { "Index \(index)" }
     var intValue: Int? { index }
@@ -222,7 +222,7 @@ struct IndexKey: CodingKey {
     init?(intValue: Int) { self.index = intValue }
 }
 
-enum CodingErrorText {
+private enum CodingErrorText {
     /// `user.friends[2].age`, or `<root>`.
     static func path(_ codingPath: [any CodingKey]) -> String {
         var text = ""
@@ -658,7 +658,10 @@ private struct KeyedReader<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func value(_ key: Key) throws -> ChannelMessage {
         guard let value = map[key.stringValue] else {
-            throw DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key '\(key.stringValue)'"))
+            throw DecodingError.keyNotFound(
+                key,
+                DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key '\(key.stringValue)'")
+            )
         }
         return value
     }

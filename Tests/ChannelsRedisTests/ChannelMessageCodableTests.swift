@@ -163,9 +163,12 @@ struct ChannelMessageCodableTests {
         #expect(message == ["name": "Ada", "age": 36, "nickname": "countess", "tags": ["a", "b"]])
         #expect(message.mapValue.map { Array($0.keys) } == ["name", "age", "nickname", "tags"])
         // The bytes are what Python would send for the same dict.
-        #expect(try MessagePackSerializer().serialize(message) == MessagePackSerializer().serialize(
-            ["name": "Ada", "age": 36, "nickname": "countess", "tags": ["a", "b"]]
-        ))
+        #expect(
+            try MessagePackSerializer().serialize(message)
+                == MessagePackSerializer().serialize(
+                    ["name": "Ada", "age": 36, "nickname": "countess", "tags": ["a", "b"]]
+                )
+        )
     }
 
     @Test func nilOptionalsAreOmitted() throws {
@@ -181,9 +184,18 @@ struct ChannelMessageCodableTests {
 
     @Test func nestedTypesRoundTrip() throws {
         let event = ChatEvent(
-            type: "chat.message", kind: .join, user: Self.ada, friends: [Self.ada, User(name: "Bob", age: 1, nickname: "b", tags: [])],
-            avatar: [0, 1, 255], payload: Data([9, 8]), score: 0.5, ratio: 0.25, small: -100, big: .max,
-            flags: ["admin": false], extra: ["anything": [1, "x", nil]]
+            type: "chat.message",
+            kind: .join,
+            user: Self.ada,
+            friends: [Self.ada, User(name: "Bob", age: 1, nickname: "b", tags: [])],
+            avatar: [0, 1, 255],
+            payload: Data([9, 8]),
+            score: 0.5,
+            ratio: 0.25,
+            small: -100,
+            big: .max,
+            flags: ["admin": false],
+            extra: ["anything": [1, "x", nil]]
         )
         let message = try ChannelMessage(encoding: event)
         #expect(message["kind"] == "join")

@@ -20,6 +20,14 @@ struct ChannelMessageTests {
         #expect(map["f"] == .double(2.5))
     }
 
+    @Test func documentationExample() {
+        var message: ChannelMessage = ["type": "chat.message", "text": "hello", "n": 1, "tags": ["a", "b"], "reply": nil]
+        message["seen"] = true
+        #expect(message.type == "chat.message")
+        #expect(message["text"]?.stringValue == "hello")
+        #expect(message.description == "{'type': 'chat.message', 'text': 'hello', 'n': 1, 'tags': ['a', 'b'], 'reply': None, 'seen': True}")
+    }
+
     @Test func repeatedLiteralKeyKeepsFirstPositionAndLastValue() {
         let message: ChannelMessage = ["a": 1, "b": 2, "a": 3]
         #expect(message.mapValue.map { Array($0.keys) } == ["a", "b"])

@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func indexStaysInRange() {
-        var generator = SplitMix64(seed: 7)
+        var generator = HashTestRandom(seed: 7)
         for shardCount in [2, 3, 7, 64, 4095, 4096, 4097, 10_000] {
             for _ in 0..<200 {
                 let name = randomName(using: &generator)
@@ -62,7 +62,7 @@ import Testing
 
     /// The sliced fast path against a plain bit-at-a-time CRC, for every length around the 8-byte stride.
     @Test func crc32FastPathMatchesBitwiseReference() {
-        var generator = SplitMix64(seed: 42)
+        var generator = HashTestRandom(seed: 42)
         for length in 0..<80 {
             let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             #expect(CRC32.checksum(bytes) == bitwiseCRC32(bytes), "length \(length)")
@@ -85,13 +85,12 @@ import Testing
         let maxRing = 200
         var names = Self.namesCoveringEveryBucket()
         names += ["key_one", "key_two", "", "asgi__group__chat_lobby", "asgispecific.3f2a9c7e5b1d4e8f9a0b1c2d3e4f5a6b"]
-        var generator = SplitMix64(seed: 2024)
+        var generator = HashTestRandom(seed: 2024)
         for _ in 0..<1000 {
             names.append(randomName(using: &generator))
         }
-        let input = try JSONSerialization.data(withJSONObject: names)
-        let output = try VenvPython.run(script: "consistent_hash.py", input: input, arguments: ["\(maxRing)"])
-        let lines = String(decoding: output, as: UTF8.self).split(separator: "\n")
+        let output = try runHashPeer(names: names, maxRing: maxRing)
+        let lines = output.split(separator: "\n")
         try #require(lines.count == names.count)
         var mismatches: [String] = []
         for (name, line) in zip(names, lines) {
@@ -127,7 +126,7 @@ import Testing
 
 /// Mixed-script names: ASCII name characters, Latin-1, Cyrillic, CJK, emoji, combining marks and control-free
 /// punctuation, 0–40 characters long.
-private func randomName(using generator: inout SplitMix64) -> String {
+private func randomName(using generator: inout HashTestRandom) -> String {
     let pools: [[Unicode.Scalar]] = [
         Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!".unicodeScalars),
         Array("éèüßøñÅÆ€£¥©".unicodeScalars),
@@ -159,7 +158,7 @@ private func bitwiseCRC32(_ bytes: [UInt8]) -> UInt32 {
 }
 
 /// A small deterministic generator so that generated test data is the same on every run.
-private struct SplitMix64: RandomNumberGenerator {
+private struct HashTestRandom: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
@@ -171,52 +170,15 @@ private struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-/// Runs a script of `Python/` with the project's venv interpreter (`<package root>/.venv/bin/python3`, found from
-/// this file's path). A missing venv is an error, so the cross-check fails instead of silently passing.
-private enum VenvPython {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+/// Runs `Python/consistent_hash.py` through ``PythonPeer`` (the project's venv; missing, it fails the test) and
+/// returns its standard output.
+private func runHashPeer(names: [String], maxRing: Int) throws -> String {
+    let input = FileManager.default.temporaryDirectory.appendingPathComponent("consistent-hash-\(UUID().uuidString).json")
+    try JSONSerialization.data(withJSONObject: names).write(to: input)
+    defer { try? FileManager.default.removeItem(at: input) }
+    let output = try PythonPeer.run(script: "consistent_hash.py", arguments: [input.path, "\(maxRing)"])
+    guard output.status == 0 else {
+        throw PythonPeer.Failure(description: "consistent_hash.py exited with \(output.status): \(output.stderr)")
     }
-
-    static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-
-    static func interpreter() throws -> String {
-        let root = testsDirectory.deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent(".venv/bin/python3").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw Failure(
-                description: "no Python at \(path); create it with `python3 -m venv .venv && "
-                    + ".venv/bin/pip install channels-redis==4.3.0 msgpack cryptography` in the package root"
-            )
-        }
-        return path
-    }
-
-    /// Runs `Python/<script> <input file> <arguments...>` and returns its standard output.
-    static func run(script: String, input: Data, arguments: [String] = []) throws -> Data {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("channels-redis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let inputFile = directory.appendingPathComponent("input.json")
-        try input.write(to: inputFile)
-        let errorFile = directory.appendingPathComponent("stderr.txt")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try interpreter())
-        process.arguments = [testsDirectory.appendingPathComponent("Python/\(script)").path, inputFile.path] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = FileHandle.nullDevice
-        // A file, not a pipe: a full, unread stderr pipe would block the child while we wait on stdout.
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            throw Failure(description: "\(script) exited with \(process.terminationStatus): \(stderr)")
-        }
-        return data
-    }
+    return output.stdout
 }

@@ -377,61 +377,17 @@ private func isInvalidToken(_ result: Any) -> Bool {
     (result as? [String: Any])?["error"] as? String == "InvalidToken"
 }
 
-/// Runs `Python/fernet_peer.py` on the requests and returns its results, in order.
+/// Runs `Python/fernet_peer.py` on the requests through ``PythonPeer`` (the project's venv; missing, it fails the test)
+/// and returns its results, in order.
 private func fernetPeer(_ requests: [[String: Any]]) throws -> [Any] {
-    let input = try JSONSerialization.data(withJSONObject: requests)
-    let output = try VenvPython.run(script: "fernet_peer.py", input: input)
-    let results = try #require(try JSONSerialization.jsonObject(with: output) as? [Any])
+    let input = FileManager.default.temporaryDirectory.appendingPathComponent("fernet-peer-\(UUID().uuidString).json")
+    try JSONSerialization.data(withJSONObject: requests).write(to: input)
+    defer { try? FileManager.default.removeItem(at: input) }
+    let output = try PythonPeer.run(script: "fernet_peer.py", arguments: [input.path])
+    guard output.status == 0 else {
+        throw PythonPeer.Failure(description: "fernet_peer.py exited with \(output.status): \(output.stderr)")
+    }
+    let results = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [Any])
     try #require(results.count == requests.count)
     return results
-}
-
-/// Runs a script of `Python/` with the project's venv interpreter (`<package root>/.venv/bin/python3`, found from
-/// this file's path). A missing venv is an error, so the cross-checks fail instead of silently passing.
-private enum VenvPython {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-
-    static func interpreter() throws -> String {
-        let root = testsDirectory.deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent(".venv/bin/python3").path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw Failure(
-                description: "no Python at \(path); create it with `python3 -m venv .venv && "
-                    + ".venv/bin/pip install channels-redis==4.3.0 msgpack cryptography` in the package root"
-            )
-        }
-        return path
-    }
-
-    /// Runs `Python/<script> <input file> <arguments...>` and returns its standard output.
-    static func run(script: String, input: Data, arguments: [String] = []) throws -> Data {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("channels-redis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let inputFile = directory.appendingPathComponent("input.json")
-        try input.write(to: inputFile)
-        let errorFile = directory.appendingPathComponent("stderr.txt")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try interpreter())
-        process.arguments = [testsDirectory.appendingPathComponent("Python/\(script)").path, inputFile.path] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = FileHandle.nullDevice
-        // A file, not a pipe: a full, unread stderr pipe would block the child while we wait on stdout.
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let stderr = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            throw Failure(description: "\(script) exited with \(process.terminationStatus): \(stderr)")
-        }
-        return data
-    }
 }

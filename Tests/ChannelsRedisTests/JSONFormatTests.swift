@@ -53,7 +53,7 @@ struct JSONFormatTests {
 
     @Test func floatsUsePythonRepr() throws {
         let values: [Double] = [
-            1.0, 1e16, 1e15, 1e-05, 0.0001, -0.0, 0.1, 1e22, 1.7976931348623157e308, 5e-324, 2.2250738585072014e-308,
+            1.0, 1e16, 1e15, 1e-05, 0.0001, -0.0, 0.1, 1e22, 1.7976931348623157e308, .leastNonzeroMagnitude, 2.2250738585072014e-308,
             123_456_789.125, 1.0 / 3.0, 9_007_199_254_740_992, .infinity, -.infinity, .nan,
         ]
         let expected =

@@ -4,7 +4,7 @@ import Testing
 @testable import ChannelsRedis
 
 /// Bytes from a hex string such as `"83 a1 61"` (spaces optional).
-func hexBytes(_ text: String) -> [UInt8] {
+private func hexBytes(_ text: String) -> [UInt8] {
     let digits = text.filter { !$0.isWhitespace }.utf8.map { byte -> UInt8 in
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
@@ -46,6 +46,18 @@ private func sameCase(_ a: ChannelMessage, _ b: ChannelMessage) -> Bool {
     case (.double(let x), .double(let y)): x.bitPattern == y.bitPattern
     case (.int, _), (.uint, _), (.double, _), (_, .int), (_, .uint), (_, .double): false
     default: a == b
+    }
+}
+
+/// The example in `ChannelMessageSerializer`'s documentation.
+private struct VersionedMessagePack: ChannelMessageSerializer {
+    func serialize(_ message: ChannelMessage) throws(ChannelLayerError) -> [UInt8] {
+        try [1] + MessagePackSerializer().serialize(message)
+    }
+
+    func deserialize(_ bytes: UnsafeRawBufferPointer) throws(ChannelLayerError) -> ChannelMessage {
+        guard bytes.first == 1 else { throw ChannelLayerError(.decodingFailed, "unknown format version") }
+        return try MessagePackSerializer().deserialize(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
     }
 }
 
@@ -318,6 +330,44 @@ struct MessagePackTests {
         }
     }
 
+    @Test func utf8ValidationAgreesWithTheStandardLibrary() {
+        func check(_ bytes: [UInt8]) -> Bool {
+            let ours = bytes.withUnsafeBytes { String(validatingUTF8Bytes: $0) }
+            let reference = String(validating: bytes, as: UTF8.self)
+            return ours == reference
+        }
+        var disagreements: [[UInt8]] = []
+        for first in 0...255 {
+            if !check([UInt8(first)]) { disagreements.append([UInt8(first)]) }
+            for second in 0...255 where !check([UInt8(first), UInt8(second)]) {
+                disagreements.append([UInt8(first), UInt8(second)])
+            }
+        }
+        // Every lead byte with every second byte, followed by continuation and non-continuation bytes.
+        for lead in 0xC0...0xFF {
+            for second in 0...255 {
+                for tail in [[0x80, 0x80], [0xBF, 0xBF], [0x80], [0x41, 0x80], [0x80, 0x41]] as [[UInt8]] {
+                    let bytes = [UInt8(lead), UInt8(second)] + tail
+                    if !check(bytes) { disagreements.append(bytes) }
+                }
+            }
+        }
+        var random = SplitMix64(state: 7)
+        let alphabet: [UInt8] = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF,
+        ]
+        for _ in 0..<50_000 {
+            let length = Int(random.next() % 24)
+            let bytes = (0..<length).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }
+            if !check(bytes) { disagreements.append(bytes) }
+        }
+        let long = Array("abcdefghijklmnopqrstuvwxyz héllo wörld 😀 0123456789".utf8)
+        for cut in 0...long.count where !check(Array(long.prefix(cut))) {
+            disagreements.append(Array(long.prefix(cut)))
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(10))")
+    }
+
     @Test func serializerWrapsTheCodec() throws {
         let serializer = MessageSerializer.msgpack
         #expect(serializer.name == "msgpack")
@@ -326,5 +376,14 @@ struct MessagePackTests {
         #expect(try bytes.withUnsafeBytes { try serializer.base.deserialize($0) } == ["a": true, "b": nil, "c": ["d": []]])
         #expect(MessageSerializer.json.name == "json")
         #expect(MessageSerializer.custom(JSONSerializer()).name == "custom")
+    }
+
+    @Test func customSerializerPlugsIn() throws {
+        let serializer = MessageSerializer.custom(VersionedMessagePack())
+        let bytes = try serializer.base.serialize(["a": 1])
+        #expect(bytes == [1, 0x81, 0xA1, 0x61, 0x01])
+        #expect(try bytes.withUnsafeBytes { try serializer.base.deserialize($0) } == ["a": 1])
+        let error = #expect(throws: ChannelLayerError.self) { try [2, 0xC0].withUnsafeBytes { try serializer.base.deserialize($0) } }
+        #expect(error?.code == .decodingFailed)
     }
 }

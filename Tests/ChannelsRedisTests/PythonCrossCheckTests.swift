@@ -63,7 +63,9 @@ struct PythonCrossCheckTests {
             let swiftMsgpack = try MessagePackSerializer().serialize(value)
             if pythonMsgpack != swiftMsgpack {
                 mismatches += 1
-                Issue.record("case \(index): msgpack differs for \(Corpus.short(value))\n python \(Corpus.hex(pythonMsgpack))\n swift  \(Corpus.hex(swiftMsgpack))")
+                Issue.record(
+                    "case \(index): msgpack differs for \(Corpus.short(value))\n python \(Corpus.hex(pythonMsgpack))\n swift  \(Corpus.hex(swiftMsgpack))"
+                )
             }
             let decoded = try pythonMsgpack.withUnsafeBytes { try MessagePackSerializer().deserialize($0) }
             if !Corpus.identical(decoded, value) {

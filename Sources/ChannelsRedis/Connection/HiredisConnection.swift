@@ -84,7 +84,11 @@ final class HiredisConnection: @unchecked Sendable {
         self.context = context
         self.state = .connecting
         context.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        _ = redisEnableKeepAlive(&context.pointee.c)
+        if case .tcp = endpoint.address {
+            // TCP only: on a Unix socket the TCP_KEEPIDLE setsockopt fails and hiredis records that
+            // as an error on the context, which then breaks on its first read.
+            _ = redisEnableKeepAlive(&context.pointee.c)
+        }
         if redisLibeventAttach(context, loop.eventBase) != REDIS_OK {
             redisAsyncFree(context)
             self.context = nil

@@ -7,15 +7,17 @@
 /// Every process on the same Redis prefix must use the same format: the bytes are all a receiver sees.
 ///
 /// ```swift
-/// struct UppercaseJSON: ChannelMessageSerializer {
+/// /// msgpack behind a one-byte format version, so that the format can change later.
+/// struct VersionedMessagePack: ChannelMessageSerializer {
 ///     func serialize(_ message: ChannelMessage) throws(ChannelLayerError) -> [UInt8] {
-///         try JSONSerializer().serialize(message)
+///         try [1] + MessagePackSerializer().serialize(message)
 ///     }
 ///     func deserialize(_ bytes: UnsafeRawBufferPointer) throws(ChannelLayerError) -> ChannelMessage {
-///         try JSONSerializer().deserialize(bytes)
+///         guard bytes.first == 1 else { throw ChannelLayerError(.decodingFailed, "unknown format version") }
+///         return try MessagePackSerializer().deserialize(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
 ///     }
 /// }
-/// let configuration = RedisPubSubChannelLayer.Configuration(serializer: .custom(UppercaseJSON()))
+/// configuration.serializer = .custom(VersionedMessagePack())
 /// ```
 public protocol ChannelMessageSerializer: Sendable {
     /// Turns a message into bytes.

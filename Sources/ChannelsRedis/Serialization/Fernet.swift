@@ -25,7 +25,7 @@ import _CryptoExtras
 /// ```swift
 /// let fernet = try Fernet(keys: ["new-secret", "old-secret"])
 /// let token = try fernet.encrypt(Array("hello".utf8))
-/// let plaintext = try token.withUnsafeBytes { bytes throws(ChannelLayerError) in try fernet.decrypt(bytes) }
+/// let plaintext = try fernet.decrypt(token)  // or decrypt(_: UnsafeRawBufferPointer) straight from a reply buffer
 /// ```
 struct Fernet: Sendable {
     /// One Fernet key, split into its two halves.

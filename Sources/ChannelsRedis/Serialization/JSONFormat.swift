@@ -408,7 +408,7 @@ enum JSONFormat {
                 position += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    guard let string = String(validating: bytes, as: UTF8.self) else {
+                    guard let string = bytes.withUnsafeBytes({ String(validatingUTF8Bytes: $0) }) else {
                         throw ChannelLayerError(.decodingFailed, "JSON: invalid UTF-8 in the string at offset \(start)")
                     }
                     return string
@@ -424,11 +424,7 @@ enum JSONFormat {
         }
 
         private func validated(_ raw: UnsafeRawBufferPointer, at offset: Int) throws(ChannelLayerError) -> String {
-            guard let start = raw.baseAddress, raw.count > 0 else { return "" }
-            let string = start.withMemoryRebound(to: UInt8.self, capacity: raw.count) { pointer in
-                String(validating: UnsafeBufferPointer(start: pointer, count: raw.count), as: UTF8.self)
-            }
-            guard let string else {
+            guard let string = String(validatingUTF8Bytes: raw) else {
                 throw ChannelLayerError(.decodingFailed, "JSON: invalid UTF-8 in the string at offset \(offset)")
             }
             return string

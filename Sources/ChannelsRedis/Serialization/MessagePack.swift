@@ -198,14 +198,10 @@ enum MessagePack {
         private mutating func readString(count: Int) throws(ChannelLayerError) -> String {
             let offset = position
             let raw = try take(count, "a str body")
-            guard let string = Self.utf8String(raw) else {
+            guard let string = String(validatingUTF8Bytes: raw) else {
                 throw failure("invalid UTF-8 in the str at offset \(offset)")
             }
             return string
-        }
-
-        private static func utf8String(_ raw: UnsafeRawBufferPointer) -> String? {
-            String(validatingUTF8Bytes: raw)
         }
 
         private mutating func readBinary(count: Int) throws(ChannelLayerError) -> [UInt8] {
@@ -257,7 +253,7 @@ enum MessagePack {
                 default: count = Int(try readBigEndian(UInt32.self, "a bin32 length"))
                 }
                 let raw = try take(count, "a bin key")
-                guard let key = Self.utf8String(raw) else {
+                guard let key = String(validatingUTF8Bytes: raw) else {
                     throw failure("map key at offset \(offset) is bytes that are not valid UTF-8")
                 }
                 return key
@@ -418,6 +414,8 @@ extension String {
                 return nil
             }
         }
-        self = String(decoding: UnsafeRawBufferPointer(start: base, count: count).bindMemory(to: UInt8.self), as: UTF8.self)
+        self = base.withMemoryRebound(to: UInt8.self, capacity: count) { bytes in
+            String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+        }
     }
 }

@@ -140,6 +140,10 @@ enum LoopbackSocket {
         if errorNumber == ECONNREFUSED {
             return FixtureError(.connectionRefused, "connection to 127.0.0.1:\(port) refused", errorNumber: errorNumber)
         }
+        if errorNumber == ECONNRESET {
+            // Accepted, then reset before we saw the connect complete (TCPProxy does this while its target is down).
+            return FixtureError(.connectionClosed, "connection to 127.0.0.1:\(port) was reset", errorNumber: errorNumber)
+        }
         return FixtureError.systemCall("connect(127.0.0.1:\(port))", errorNumber: errorNumber)
     }
 
