@@ -63,7 +63,7 @@ struct Chat {
         try await layer.groupAdd(group, channel: me)
         let messages = try await layer.messages(from: me)
         print("[\(options.name) joined #\(options.room); type a message and press return]")
-        try await layer.groupSend(["type": "chat.message", "message": .string("\(options.name) joined")], to: group)
+        try await layer.groupSend(["type": "chat.message", "message": "\(options.name) joined"], to: group)
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             // Receive: print what the room says.
@@ -75,7 +75,7 @@ struct Chat {
                     }
                     print(text)
                     if options.bot, !text.hasPrefix("\(options.name):"), !text.hasSuffix(" joined") {
-                        try await layer.groupSend(["type": "chat.message", "message": .string("\(options.name): I heard \"\(text)\"")], to: group)
+                        try await layer.groupSend(["type": "chat.message", "message": "\(options.name): I heard \"\(text)\""], to: group)
                     }
                 }
             }
@@ -83,9 +83,9 @@ struct Chat {
                 // Send: every line typed goes to the room.
                 tasks.addTask {
                     while let line = readLine(), !line.isEmpty {
-                        try await layer.groupSend(["type": "chat.message", "message": .string("\(options.name): \(line)")], to: group)
+                        try await layer.groupSend(["type": "chat.message", "message": "\(options.name): \(line)"], to: group)
                     }
-                    try await layer.groupSend(["type": "chat.message", "message": .string("\(options.name) left")], to: group)
+                    try await layer.groupSend(["type": "chat.message", "message": "\(options.name) left"], to: group)
                 }
                 try await tasks.next()
                 tasks.cancelAll()

@@ -123,6 +123,9 @@ extension ChannelMessage: ExpressibleByStringLiteral {
     }
 }
 
+/// Interpolated strings are messages too: `["message": "\(name) joined"]`.
+extension ChannelMessage: ExpressibleByStringInterpolation {}
+
 extension ChannelMessage: ExpressibleByArrayLiteral {
     /// Creates an ``array(_:)``.
     public init(arrayLiteral elements: ChannelMessage...) {

@@ -26,6 +26,16 @@ struct FixtureTests {
         #expect(try await server.command(["NO-SUCH-COMMAND"]).errorMessage?.hasPrefix("ERR") == true)
     }
 
+    @Test func binaryArgumentsRoundTripUnchanged() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+
+        let payload: [UInt8] = [0xC1, 0xFF, 0x00, 0x0D, 0x0A, 0x80]
+        #expect(try await server.command([Array("SET".utf8), Array("fixture.key".utf8), payload]) == .simple("OK"))
+        #expect(try await server.command(["GET", "fixture.key"]) == .bulk(payload))
+        #expect(try await server.command(["GET", "fixture.missing"]) == .bulk(nil))
+    }
+
     @Test func serverWithPasswordRefusesUnauthenticatedCommands() async throws {
         let server = try await RedisServer.start(arguments: ["--requirepass", "s3cret"])
         defer { server.stop() }

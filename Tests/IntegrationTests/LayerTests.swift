@@ -278,7 +278,7 @@ struct LayerTests {
         try await withLayer { layer, server in
             let channel = try await layer.newChannel()
             let golden: [UInt8] = [0x83, 0xA1, 0x61, 0xC3, 0xA1, 0x62, 0xC0, 0xA1, 0x63, 0x81, 0xA1, 0x64, 0x90]
-            _ = try await server.command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), golden])
+            _ = try await server.command([Array("PUBLISH".utf8), Array(channel.utf8), golden])
             let message = try await layer.receive(from: channel)
             #expect(message == ["a": true, "b": nil, "c": ["d": []]])
         }
@@ -287,7 +287,7 @@ struct LayerTests {
     @Test func undecodablePayloadIsCountedAndSkipped() async throws {
         try await withLayer { layer, server in
             let channel = try await layer.newChannel()
-            _ = try await server.command(bytes: [Array("PUBLISH".utf8), Array(channel.utf8), [0xC1, 0xFF, 0x00]])
+            _ = try await server.command([Array("PUBLISH".utf8), Array(channel.utf8), [0xC1, 0xFF, 0x00]])
             try await layer.send(["type": "after"], to: channel)
             #expect(try await layer.receive(from: channel)["type"]?.stringValue == "after")
             #expect(layer.statistics.undecodableMessages == 1)

@@ -290,7 +290,13 @@ final class RedisShard: @unchecked Sendable {
                 delegate?.shardDidReconnect(self)
             }
             everHealthy = true
-        } else if everHealthy {
+        } else {
+            // A probe in flight says nothing once a connection is gone; a new one starts when healthy.
+            probeTimer?.cancel()
+            probeTimer = nil
+            probe = nil
+        }
+        if !nowHealthy, everHealthy {
             let error = lastError ?? ChannelLayerError(.connectionLost, "lost connection to \(endpoint)")
             logger.warning("disconnected", metadata: [LogKey.error: "\(error.message)"])
             delegate?.shard(self, didDisconnectWithError: error)

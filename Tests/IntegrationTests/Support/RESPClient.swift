@@ -83,8 +83,29 @@ enum RESPClient {
         }
     }
 
+    /// ``command(_:port:password:timeout:)`` with arguments as raw bytes, for payloads that are not UTF-8.
+    ///
+    /// ```swift
+    /// let receivers = try await RESPClient.command([Array("PUBLISH".utf8), Array(channel.utf8), [0xC1, 0xFF]], port: port)
+    /// ```
+    static func command(
+        _ arguments: [[UInt8]],
+        port: Int,
+        password: String? = nil,
+        timeout: Duration = .seconds(5)
+    ) async throws -> RESPValue {
+        try await onDedicatedThread(name: "fixture-resp") {
+            try commandBlocking(arguments, port: port, password: password, timeout: timeout)
+        }
+    }
+
     /// ``command(_:port:password:timeout:)`` on the calling thread.
     static func commandBlocking(_ arguments: [String], port: Int, password: String? = nil, timeout: Duration) throws -> RESPValue {
+        try commandBlocking(arguments.map { Array($0.utf8) }, port: port, password: password, timeout: timeout)
+    }
+
+    /// ``command(_:port:password:timeout:)`` with raw-byte arguments, on the calling thread.
+    static func commandBlocking(_ arguments: [[UInt8]], port: Int, password: String? = nil, timeout: Duration) throws -> RESPValue {
         let deadline = ContinuousClock.now + timeout
         let fd: Int32
         do {
@@ -107,11 +128,15 @@ enum RESPClient {
 
     /// `arguments` as a RESP array of bulk strings.
     static func encode(_ arguments: [String]) -> [UInt8] {
+        encode(arguments.map { Array($0.utf8) })
+    }
+
+    /// `arguments` as a RESP array of bulk strings.
+    static func encode(_ arguments: [[UInt8]]) -> [UInt8] {
         var bytes = Array("*\(arguments.count)\r\n".utf8)
         for argument in arguments {
-            let utf8 = Array(argument.utf8)
-            bytes += Array("$\(utf8.count)\r\n".utf8)
-            bytes += utf8
+            bytes += Array("$\(argument.count)\r\n".utf8)
+            bytes += argument
             bytes += [UInt8(ascii: "\r"), UInt8(ascii: "\n")]
         }
         return bytes

@@ -158,6 +158,11 @@ final class RedisServer: Sendable {
         try await RESPClient.command(arguments, port: port, password: password ?? self.password, timeout: timeout)
     }
 
+    /// ``command(_:password:timeout:)`` with arguments as raw bytes, for payloads that are not UTF-8.
+    func command(_ arguments: [[UInt8]], password: String? = nil, timeout: Duration = .seconds(5)) async throws -> RESPValue {
+        try await RESPClient.command(arguments, port: port, password: password ?? self.password, timeout: timeout)
+    }
+
     /// The last `lines` lines of the log.
     func logTail(lines: Int = 30) -> String {
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log at \(logPath))"

@@ -1,0 +1,105 @@
+// Command line of channels-redis-bench: the interface .ci/bench/run documents for all programs.
+
+let usageText = """
+    usage: channels-redis-bench --port P [--host 127.0.0.1]
+               --workload throughput|pingpong|latency|fanout|scale|memory
+               [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
+               [--extra-channels K] [--channels K] [--batch B] [--resubscribe]
+               [--timeout S] [--json] [--dump-payload]
+
+    Runs one workload through ChannelsRedis's public API against a Redis server and prints ONE
+    JSON line (schema: the header of .ci/bench/run). Exit status 0 on success, 1 on a failed run,
+    2 on bad arguments.
+
+      --senders S        concurrent sender tasks (throughput, scale, fanout; default 8)
+      --batch B          newChannel() calls in flight at once (scale, memory, fanout; default 1000)
+      --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
+                         pubsub, on the server given) and time the reconnect + resubscribe of
+                         every channel ("resubscribe_seconds", includes the reconnect backoff)
+      --dump-payload     print the hex of the serialized benchmark message and exit
+    """
+
+enum Workload: String, Sendable, CaseIterable {
+    case throughput, pingpong, latency, fanout, scale, memory
+}
+
+struct Options: Sendable {
+    var host = "127.0.0.1"
+    var port = 6379
+    var workload: Workload?
+    var workloadName = "?"
+    var count = 5000
+    var senders = 8
+    var rate = 1000.0
+    var seconds = 3.0
+    var members = 10
+    var extraChannels = 0
+    var channels = 10_000
+    var batch = 1000
+    var resubscribe = false
+    var timeout = 120.0
+    var dumpPayload = false
+    var help = false
+
+    struct Invalid: Error {
+        var message: String
+    }
+
+    init(_ arguments: [String]) throws(Invalid) {
+        var index = 0
+        func value(_ flag: String) throws(Invalid) -> String {
+            index += 1
+            guard index < arguments.count else { throw Invalid(message: "\(flag) needs a value") }
+            return arguments[index]
+        }
+        func integer(_ flag: String, minimum: Int) throws(Invalid) -> Int {
+            let text = try value(flag)
+            guard let number = Int(text), number >= minimum else {
+                throw Invalid(message: "\(flag) \(text): expected an integer ≥ \(minimum)")
+            }
+            return number
+        }
+        func positive(_ flag: String) throws(Invalid) -> Double {
+            let text = try value(flag)
+            guard let number = Double(text), number.isFinite, number > 0 else {
+                throw Invalid(message: "\(flag) \(text): expected a positive number")
+            }
+            return number
+        }
+        while index < arguments.count {
+            let flag = arguments[index]
+            switch flag {
+            case "-h", "--help": help = true
+            case "--json": break  // always JSON; accepted for symmetry with the other programs
+            case "--dump-payload": dumpPayload = true
+            case "--resubscribe": resubscribe = true
+            case "--host": host = try value(flag)
+            case "--port":
+                port = try integer(flag, minimum: 1)
+                guard port <= 65535 else { throw Invalid(message: "--port \(port): out of range") }
+            case "--workload":
+                let name = try value(flag)
+                guard let parsed = Workload(rawValue: name) else { throw Invalid(message: "unknown workload \(name)") }
+                workload = parsed
+                workloadName = name
+            case "--count": count = try integer(flag, minimum: 1)
+            case "--senders": senders = try integer(flag, minimum: 1)
+            case "--rate": rate = try positive(flag)
+            case "--seconds": seconds = try positive(flag)
+            case "--members": members = try integer(flag, minimum: 1)
+            case "--extra-channels": extraChannels = try integer(flag, minimum: 0)
+            case "--channels": channels = try integer(flag, minimum: 1)
+            case "--batch": batch = try integer(flag, minimum: 1)
+            case "--timeout": timeout = try positive(flag)
+            default: throw Invalid(message: "unknown argument \(flag)")
+            }
+            index += 1
+        }
+        if workload == .latency && latencyTotal == 0 {
+            throw Invalid(message: "--rate x --seconds sends nothing")
+        }
+    }
+
+    /// Messages of the latency workload: rate × seconds, rounded.
+    var latencyTotal: Int { Int(rate * seconds + 0.5) }
+}

@@ -1,0 +1,538 @@
+// The workloads, through the public API of ChannelsRedis only (newChannel, send, messages(from:),
+// groupAdd, groupSend, connectionEvents, statistics). Definitions, JSON fields and timing rules:
+// the header of .ci/bench/run; the C baseline and the Python peer do the same work.
+
+import ChannelsRedis
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// MARK: - The message
+
+/// `{"type": "test.message", "text": T}`: T is a 20-digit zero-padded CLOCK_MONOTONIC timestamp in
+/// nanoseconds (zeros outside the latency workload) followed by 30 "x", 50 characters.
+enum Payload {
+    static let textLength = 50
+    static let timestampDigits = 20
+
+    static func text(_ timestamp: UInt64) -> String {
+        String(unsafeUninitializedCapacity: textLength) { buffer in
+            var rest = timestamp
+            for index in stride(from: timestampDigits - 1, through: 0, by: -1) {
+                buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            for index in timestampDigits..<textLength { buffer[index] = UInt8(ascii: "x") }
+            return textLength
+        }
+    }
+
+    static func message(_ timestamp: UInt64 = 0) -> ChannelMessage {
+        ["type": "test.message", "text": .string(text(timestamp))]
+    }
+
+    /// The timestamp of a received benchmark message, or nil if it is not one.
+    static func timestamp(of message: ChannelMessage) -> UInt64? {
+        guard let text = message["text"]?.stringValue else { return nil }
+        var value: UInt64 = 0
+        var digits = 0
+        for byte in text.utf8 {
+            if digits == timestampDigits { break }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits == timestampDigits ? value : nil
+    }
+
+    /// The 76 bytes channels_redis (and the C baseline) publish: 82 a4"type" ac"test.message"
+    /// a4"text" d9 32 <T>.
+    static var expectedBytes: [UInt8] {
+        var bytes: [UInt8] = [0x82, 0xA4] + Array("type".utf8) + [0xAC] + Array("test.message".utf8)
+        bytes += [0xA4] + Array("text".utf8) + [0xD9, UInt8(textLength)]
+        bytes += Array(text(0).utf8)
+        return bytes
+    }
+
+    /// Fails when this library would not put the same bytes on the wire as the other programs.
+    static func verify() throws {
+        let bytes = try MessagePackSerializer().serialize(message())
+        guard bytes == expectedBytes else {
+            throw BenchError("the serialized message is not the benchmark payload: \(hex(bytes))")
+        }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        var text = ""
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return text
+    }
+}
+
+// MARK: - Running
+
+struct Bench: Sendable {
+    let options: Options
+    let layer: RedisPubSubChannelLayer
+    let progress: Progress
+}
+
+/// Parses the arguments, runs one workload, prints one JSON line; returns the exit status.
+func runBenchmark(_ arguments: [String]) async -> Int32 {
+    let options: Options
+    do {
+        options = try Options(arguments)
+    } catch {
+        log("bad arguments: \(error.message)")
+        log(usageText)
+        return 2
+    }
+    if options.help {
+        print(usageText)
+        return 0
+    }
+    if options.dumpPayload {
+        print(Payload.hex(Payload.expectedBytes))
+        return 0
+    }
+    guard let workload = options.workload else {
+        log("--workload is required")
+        log(usageText)
+        return 2
+    }
+
+    let progress = Progress()
+    let watchdog = Watchdog(workload: workload.rawValue, seconds: options.timeout, progress: progress)
+    var configuration = RedisPubSubChannelLayer.Configuration(hosts: ["redis://\(options.host):\(options.port)"])
+    // channels_redis's per-channel queues are unbounded; the bench must never lose a message to a
+    // full buffer (it would wait for it forever), so every buffer holds a whole run.
+    switch workload {
+    case .throughput, .scale, .fanout: configuration.capacity = max(10_000, options.count + 1_000)
+    case .latency: configuration.capacity = max(10_000, options.latencyTotal + 1_000)
+    case .pingpong, .memory: break
+    }
+    let layer: RedisPubSubChannelLayer
+    do {
+        layer = try RedisPubSubChannelLayer(configuration: configuration)
+    } catch {
+        report(errorLine(workload: workload.rawValue, "\(error)"), status: 1)
+        return 1
+    }
+    let bench = Bench(options: options, layer: layer, progress: progress)
+
+    var json = JSONLine()
+    json.add("impl", "swift")
+    json.add("workload", workload.rawValue)
+    var status: Int32 = 0
+    do {
+        try Payload.verify()
+        var fields = JSONLine()
+        switch workload {
+        case .throughput: try await throughput(bench, extraChannels: 0, into: &fields)
+        case .scale: try await throughput(bench, extraChannels: options.extraChannels, into: &fields)
+        case .pingpong: try await pingpong(bench, into: &fields)
+        case .latency: try await latency(bench, into: &fields)
+        case .fanout: try await fanout(bench, into: &fields)
+        case .memory: try await memory(bench, into: &fields)
+        }
+        json.add("ok", true)
+        var line = json.string
+        line.removeLast()
+        let rest = fields.string.dropFirst().dropLast()
+        if !rest.isEmpty { line += "," + rest }
+        let statistics = layer.statistics
+        line += ",\"layer_dropped\":\(statistics.droppedMessages),\"layer_reconnects\":\(statistics.reconnects)}"
+        report(line, status: 0)
+    } catch {
+        status = 1
+        report(errorLine(workload: workload.rawValue, "\(error) [during \(progress.summary)]"), status: 1)
+    }
+    // The figures are out; the teardown is checked but may not hold the runner for long.
+    watchdog.rearm(seconds: 10)
+    await layer.close()
+    return status
+}
+
+// MARK: - Helpers
+
+/// One message there and back before the clock starts (every program does this).
+func warmUp(_ bench: Bench, channel: String, iterator: inout ChannelMessageSequence.AsyncIterator) async throws {
+    bench.progress.enter("warm-up")
+    try await bench.layer.send(Payload.message(), to: channel)
+    guard let message = try await iterator.next() else { throw BenchError("the channel ended during the warm-up") }
+    guard message == Payload.message() else { throw BenchError("the warm-up came back as \(message)") }
+}
+
+/// `count` newChannel() calls, `batch` of them in flight at any time; returns the names if asked.
+@discardableResult
+func createChannels(_ bench: Bench, count: Int, keepNames: Bool = false) async throws -> [String] {
+    let layer = bench.layer
+    let progress = bench.progress
+    return try await withThrowingTaskGroup(of: String.self) { group in
+        var names: [String] = []
+        if keepNames { names.reserveCapacity(count) }
+        var started = 0
+        var done = 0
+        while started < min(bench.options.batch, count) {
+            group.addTask { try await layer.newChannel() }
+            started += 1
+        }
+        while let name = try await group.next() {
+            done += 1
+            progress.subscribed.store(done, ordering: .relaxed)
+            if keepNames { names.append(name) }
+            if started < count {
+                group.addTask { try await layer.newChannel() }
+                started += 1
+            }
+        }
+        return names
+    }
+}
+
+// MARK: - throughput and scale
+
+func throughput(_ bench: Bench, extraChannels: Int, into json: inout JSONLine) async throws {
+    let layer = bench.layer
+    let progress = bench.progress
+    let count = bench.options.count
+    let senders = bench.options.senders
+    if bench.options.workload == .scale {
+        progress.enter("subscribing \(extraChannels) extra channels")
+        let start = nowNs()
+        try await createChannels(bench, count: extraChannels)
+        json.add("extra_channels", extraChannels)
+        json.add("subscribe_seconds", Double(nowNs() - start) / 1e9, digits: 4)
+    }
+    let channel = try await layer.newChannel()
+    let messages = try await layer.messages(from: channel)
+    var warm = messages.makeAsyncIterator()
+    try await warmUp(bench, channel: channel, iterator: &warm)
+
+    progress.enter("throughput")
+    let consumer = Task { () async throws -> UInt64 in
+        var received = 0
+        for try await _ in messages {
+            received += 1
+            if received & 1023 == 0 { progress.received.store(received, ordering: .relaxed) }
+            if received == count { return nowNs() }
+        }
+        throw BenchError("the channel ended after \(received) of \(count) messages")
+    }
+    let message = Payload.message()
+    let start = nowNs()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for share in split(count, into: senders) {
+            group.addTask {
+                for index in 1...share {
+                    try await layer.send(message, to: channel)
+                    if index & 1023 == 0 { progress.sent.add(1024, ordering: .relaxed) }
+                }
+                progress.sent.add(share & 1023, ordering: .relaxed)
+            }
+        }
+        try await group.waitForAll()
+    }
+    let end = try await consumer.value
+    let seconds = max(Double(end - start) / 1e9, 1e-9)
+    json.add("count", count)
+    json.add("senders", senders)
+    json.add("seconds", seconds, digits: 4)
+    json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
+}
+
+// MARK: - pingpong
+
+func pingpong(_ bench: Bench, into json: inout JSONLine) async throws {
+    let layer = bench.layer
+    let count = bench.options.count
+    let channel = try await layer.newChannel()
+    var iterator = try await layer.messages(from: channel).makeAsyncIterator()
+    try await warmUp(bench, channel: channel, iterator: &iterator)
+
+    bench.progress.enter("pingpong")
+    let message = Payload.message()
+    var rtts: [UInt64] = []
+    rtts.reserveCapacity(count)
+    let start = nowNs()
+    for index in 0..<count {
+        let sent = nowNs()
+        try await layer.send(message, to: channel)
+        guard try await iterator.next() != nil else { throw BenchError("the channel ended after \(index) messages") }
+        rtts.append(nowNs() - sent)
+        bench.progress.received.store(index + 1, ordering: .relaxed)
+    }
+    let seconds = max(Double(nowNs() - start) / 1e9, 1e-9)
+    rtts.sort()
+    json.add("count", count)
+    json.add("seconds", seconds, digits: 4)
+    json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
+    json.add("rtt_p50_us", percentileUs(rtts, 50), digits: 1)
+    json.add("rtt_p99_us", percentileUs(rtts, 99), digits: 1)
+}
+
+// MARK: - latency
+
+func latency(_ bench: Bench, into json: inout JSONLine) async throws {
+    let layer = bench.layer
+    let progress = bench.progress
+    let rate = bench.options.rate
+    let total = bench.options.latencyTotal
+    let channel = try await layer.newChannel()
+    let messages = try await layer.messages(from: channel)
+    var warm = messages.makeAsyncIterator()
+    try await warmUp(bench, channel: channel, iterator: &warm)
+
+    progress.enter("latency")
+    let allReceived = Event()
+    let receiver = Task { () -> (samples: [UInt64], last: UInt64, foreign: Int) in
+        var samples: [UInt64] = []
+        samples.reserveCapacity(total)
+        var last: UInt64 = 0
+        var foreign = 0
+        do {
+            for try await message in messages {
+                let now = nowNs()
+                if let stamp = Payload.timestamp(of: message) {
+                    samples.append(now >= stamp ? now - stamp : 0)
+                } else {
+                    foreign += 1
+                }
+                last = now
+                progress.received.store(samples.count, ordering: .relaxed)
+                if samples.count == total {
+                    allReceived.fire()
+                    break
+                }
+            }
+        } catch {
+            log("latency receiver: \(error)")
+        }
+        return (samples, last, foreign)
+    }
+
+    // The pacer: an OS thread that sleeps to each absolute deadline start + i/rate (a late one
+    // catches up, no drift) and starts one task per send there, stamped with the clock just before
+    // the task is created: the hop onto the cooperative pool counts as part of the latency.
+    let sendsDone = Countdown(total)
+    let sendError = FirstError()
+    let pace = await withCheckedContinuation { (continuation: CheckedContinuation<(start: UInt64, last: UInt64, maxLag: UInt64), Never>) in
+        startThread {
+            minimizeTimerSlack()
+            let start = nowNs()
+            var last = start
+            var maxLag: UInt64 = 0
+            for index in 0..<total {
+                let deadline = start + UInt64(Double(index) * 1e9 / rate)
+                if nowNs() < deadline { sleepUntil(deadline) }
+                let stamp = nowNs()
+                maxLag = max(maxLag, stamp - deadline)
+                let message = Payload.message(stamp)
+                Task {
+                    do {
+                        try await layer.send(message, to: channel)
+                    } catch {
+                        sendError.record(error)
+                    }
+                    sendsDone.arrive()
+                }
+                last = stamp
+                progress.sent.store(index + 1, ordering: .relaxed)
+            }
+            continuation.resume(returning: (start, last, maxLag))
+        }
+    }
+    progress.enter("latency: waiting for the sends to complete")
+    await sendsDone.done.wait()
+    if let error = sendError.first { throw BenchError("a send failed: \(error)") }
+    progress.enter("latency: waiting for stragglers")
+    _ = await allReceived.wait(seconds: 2)
+    receiver.cancel()
+    let result = await receiver.value
+    if result.foreign > 0 { throw BenchError("received \(result.foreign) messages that are not the benchmark's") }
+
+    let samples = result.samples.sorted()
+    let sendSeconds = Double(pace.last - pace.start) / 1e9
+    let receiveSeconds = Double(result.last &- pace.start) / 1e9
+    json.add("rate", rate, digits: 3)
+    json.add("seconds", bench.options.seconds, digits: 3)
+    json.add("sent", total)
+    json.add("received", samples.count)
+    json.add("achieved_rate", sendSeconds > 0 ? Double(total - 1) / sendSeconds : 0, digits: 1)
+    json.add("recv_rate", !samples.isEmpty && receiveSeconds > 0 ? Double(samples.count) / receiveSeconds : 0, digits: 1)
+    json.add("p50_us", percentileUs(samples, 50), digits: 1)
+    json.add("p99_us", percentileUs(samples, 99), digits: 1)
+    json.add("p999_us", percentileUs(samples, 99.9), digits: 1)
+    json.add("max_us", percentileUs(samples, 100), digits: 1)
+    json.add("max_send_lag_us", Double(pace.maxLag) / 1000, digits: 1)
+}
+
+// MARK: - fanout
+
+func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
+    let layer = bench.layer
+    let progress = bench.progress
+    let count = bench.options.count
+    let memberCount = bench.options.members
+    let senders = bench.options.senders
+    let group = "benchgroup\(getpid())"
+
+    progress.enter("fanout: creating \(memberCount) members")
+    let sequences = try await withThrowingTaskGroup(of: ChannelMessageSequence.self) { tasks in
+        var all: [ChannelMessageSequence] = []
+        all.reserveCapacity(memberCount)
+        var started = 0
+        func addMember() {
+            tasks.addTask {
+                let channel = try await layer.newChannel()
+                try await layer.groupAdd(group, channel: channel)
+                return try await layer.messages(from: channel)
+            }
+            started += 1
+        }
+        while started < min(bench.options.batch, memberCount) { addMember() }
+        while let sequence = try await tasks.next() {
+            all.append(sequence)
+            progress.subscribed.store(all.count, ordering: .relaxed)
+            if started < memberCount { addMember() }
+        }
+        return all
+    }
+
+    // One consumer task per member; each takes the warm-up message, then `count` messages.
+    let warmed = Countdown(memberCount)
+    let finished = Countdown(memberCount)
+    let delivered = Counter()
+    let consumerError = FirstError()
+    for sequence in sequences {
+        Task {
+            var iterator = sequence.makeAsyncIterator()
+            var received = 0
+            var warmedUp = false
+            do {
+                guard try await iterator.next() != nil else { throw BenchError("a member's channel ended during the warm-up") }
+                warmedUp = true
+                warmed.arrive()
+                while received < count {
+                    guard try await iterator.next() != nil else {
+                        throw BenchError("a member's channel ended after \(received) of \(count) messages")
+                    }
+                    received += 1
+                }
+            } catch {
+                consumerError.record(error)
+                if !warmedUp { warmed.arrive() }
+            }
+            delivered.add(received)
+            progress.received.add(received, ordering: .relaxed)
+            finished.arrive()
+        }
+    }
+    progress.enter("fanout: warm-up")
+    let message = Payload.message()
+    try await layer.groupSend(message, to: group)
+    await warmed.done.wait()
+    if let error = consumerError.first { throw BenchError(error) }
+
+    progress.enter("fanout")
+    let start = nowNs()
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        for share in split(count, into: senders) {
+            tasks.addTask {
+                for _ in 0..<share { try await layer.groupSend(message, to: group) }
+                progress.sent.add(share, ordering: .relaxed)
+            }
+        }
+        try await tasks.waitForAll()
+    }
+    await finished.done.wait()
+    if let error = consumerError.first { throw BenchError(error) }
+    let seconds = max(Double(finished.finishedAt - start) / 1e9, 1e-9)
+    let deliveries = delivered.value
+    json.add("members", memberCount)
+    json.add("count", count)
+    json.add("senders", senders)
+    json.add("deliveries", deliveries)
+    json.add("seconds", seconds, digits: 4)
+    json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
+    json.add("deliveries_per_sec", Double(deliveries) / seconds, digits: 1)
+}
+
+// MARK: - memory
+
+func memory(_ bench: Bench, into json: inout JSONLine) async throws {
+    let layer = bench.layer
+    let options = bench.options
+    let channels = options.channels
+    // Connections, buffers and the loop exist before the first measurement.
+    let channel = try await layer.newChannel()
+    var iterator = try await layer.messages(from: channel).makeAsyncIterator()
+    try await warmUp(bench, channel: channel, iterator: &iterator)
+
+    bench.progress.enter("memory: creating \(channels) idle channels")
+    let before = try residentBytes()
+    let start = nowNs()
+    try await createChannels(bench, count: channels)  // names dropped: only the layer's memory counts
+    let subscribeSeconds = Double(nowNs() - start) / 1e9
+    let after = try residentBytes()
+    json.add("channels", channels)
+    json.add("rss_before_bytes", before)
+    json.add("rss_after_bytes", after)
+    json.add("bytes_per_channel", Double(after - before) / Double(channels), digits: 1)
+    json.add("subscribe_seconds", subscribeSeconds, digits: 4)
+
+    guard options.resubscribe else { return }
+    // Kill the subscriber connection (not the server, which the runner owns) and time until the
+    // layer reports it reconnected with every channel resubscribed; then prove one still receives.
+    bench.progress.enter("memory: resubscribing after CLIENT KILL TYPE pubsub")
+    var events = layer.connectionEvents().makeAsyncIterator()
+    let killStart = nowNs()
+    let reply = try redisCommand(host: options.host, port: options.port, "CLIENT KILL TYPE pubsub\r\n")
+    while let event = await events.next() {
+        if case .reconnected = event { break }
+    }
+    let resubscribeSeconds = Double(nowNs() - killStart) / 1e9
+    try await warmUp(bench, channel: channel, iterator: &iterator)
+    json.add("resubscribe_seconds", resubscribeSeconds, digits: 4)
+    json.add("killed_connections", Int(reply.dropFirst().prefix { $0 != "\r" }) ?? -1)
+}
+
+/// One inline command over a plain TCP connection (IPv4 literal hosts only); returns the first
+/// reply line.
+func redisCommand(host: String, port: Int, _ command: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("socket() failed: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+        throw BenchError("--resubscribe needs an IPv4 address as --host, not \(host)")
+    }
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else { throw BenchError("cannot connect to \(host):\(port): errno \(errno)") }
+    var text = command
+    let written = text.withUTF8 { write(fd, $0.baseAddress, $0.count) }
+    guard written == command.utf8.count else { throw BenchError("short write to \(host):\(port)") }
+    var reply: [UInt8] = []
+    var byte: UInt8 = 0
+    while read(fd, &byte, 1) == 1 {
+        if byte == UInt8(ascii: "\n") { break }
+        reply.append(byte)
+    }
+    let line = String(decoding: reply, as: UTF8.self)
+    guard !line.hasPrefix("-") else { throw BenchError("\(command.dropLast(2)): \(line)") }
+    return line
+}

@@ -1,0 +1,356 @@
+import ChannelsRedis
+import Foundation
+import Synchronization
+import Testing
+
+/// Collects a layer's connection events in the background.
+final class EventRecorder: Sendable {
+    private let events = Locked<[ConnectionEvent]>([])
+    private let task: Task<Void, Never>
+
+    init(_ layer: RedisPubSubChannelLayer) {
+        let stream = layer.connectionEvents()
+        let events = self.events
+        task = Task { for await event in stream { events.withLock { $0.append(event) } } }
+    }
+
+    var disconnects: Int {
+        events.withLock { $0.filter { if case .disconnected = $0 { true } else { false } }.count }
+    }
+
+    var reconnects: Int {
+        events.withLock { $0.filter { if case .reconnected = $0 { true } else { false } }.count }
+    }
+
+    var all: [ConnectionEvent] { events.withLock { $0 } }
+
+    deinit { task.cancel() }
+}
+
+/// A Mutex in a class, so closures can share it.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        try mutex.withLock { value in try body(&value) }
+    }
+}
+
+/// Sockets of this process connected to 127.0.0.1:`port`: every descriptor in /proc/self/fd whose
+/// peer (`getpeername`) is that port. Exact even while other tests run in parallel, because the
+/// port belongs to this test's own server. (/proc/net/tcp would be simpler, but some sandboxes list
+/// only listening sockets there.)
+func socketsConnected(toPort port: Int) throws -> Int {
+    var count = 0
+    for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+        guard let fd = Int32(entry),
+            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
+            target.hasPrefix("socket:[")
+        else { continue }
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let status = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard status == 0, address.sin_family == sa_family_t(AF_INET) else { continue }
+        if Int(UInt16(bigEndian: address.sin_port)) == port { count += 1 }
+    }
+    return count
+}
+
+/// Configuration tuned for fast fault detection in tests.
+func faultConfiguration(_ url: String) -> RedisPubSubChannelLayer.Configuration {
+    var configuration = RedisPubSubChannelLayer.Configuration(hosts: [url])
+    configuration.connectTimeout = .seconds(1)
+    configuration.sendTimeout = .seconds(1)
+    configuration.livenessInterval = .milliseconds(200)
+    configuration.livenessTimeout = .milliseconds(400)
+    configuration.retry = .init(initialBackoff: .milliseconds(20), maximumBackoff: .milliseconds(300))
+    return configuration
+}
+
+/// Consumes a channel in the background for as long as it lives, keeping what arrives.
+final class Collector: Sendable {
+    private let messages = Locked<[ChannelMessage]>([])
+    private let task: Task<Void, Never>
+
+    init(_ layer: RedisPubSubChannelLayer, channel: String) async throws {
+        let sequence = try await layer.messages(from: channel)
+        let messages = self.messages
+        task = Task {
+            do {
+                for try await message in sequence { messages.withLock { $0.append(message) } }
+            } catch {}
+        }
+    }
+
+    var received: [ChannelMessage] { messages.withLock { $0 } }
+
+    func stop() async {
+        task.cancel()
+        await task.value
+    }
+}
+
+/// Sends markers until one arrives at `collector` (messages sent before the resubscription
+/// finished are lost by design: pub/sub is at most once).
+func expectDelivery(_ layer: RedisPubSubChannelLayer, to collector: Collector, channel: String, group: String?) async throws {
+    let marker = "marker-\(UUID().uuidString.prefix(8))"
+    try await eventually(timeout: .seconds(15), pollingEvery: .milliseconds(100)) {
+        if let group {
+            try? await layer.groupSend(["type": "marker", "id": .string(marker)], to: group)
+        } else {
+            try? await layer.send(["type": "marker", "id": .string(marker)], to: channel)
+        }
+        return collector.received.contains { $0["id"]?.stringValue == marker }
+    }
+}
+
+@Suite("Faults: reconnect, resubscribe, liveness, timeouts, teardown", .timeLimit(.minutes(8)))
+struct FaultTests {
+    @Test(arguments: ["pubsub", "normal"])
+    func reconnectsAndResubscribesAfterClientKill(type: String) async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        var configuration = faultConfiguration(server.url)
+        configuration.onDisconnect = "redis.disconnect"
+        configuration.onReconnect = "redis.reconnect"
+        let layer = try RedisPubSubChannelLayer(configuration: configuration)
+        let events = EventRecorder(layer)
+        let channel = try await layer.newChannel()
+        try await layer.groupAdd("room", channel: channel)
+        let collector = try await Collector(layer, channel: channel)
+
+        // Messages flow while the connection is killed.
+        let sender = Task {
+            var sent = 0
+            while !Task.isCancelled {
+                if (try? await layer.send(["type": "flow"], to: channel)) != nil { sent += 1 }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return sent
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let killed = try await server.command(["CLIENT", "KILL", "TYPE", type])
+        #expect((killed.integer ?? 0) >= 1)
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        sender.cancel()
+        #expect(await sender.value > 0)
+        #expect(events.disconnects >= 1)
+
+        // The consumer was told, in order: disconnect, then reconnect.
+        try await eventually { collector.received.contains { $0["type"]?.stringValue == "redis.reconnect" } }
+        let types = collector.received.compactMap { $0["type"]?.stringValue }.filter { $0 != "flow" }
+        #expect(types.first == "redis.disconnect")
+        #expect(types.firstIndex(of: "redis.disconnect")! < types.firstIndex(of: "redis.reconnect")!)
+
+        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        await collector.stop()
+        #expect(layer.statistics.reconnects >= 1)
+        await layer.close()
+    }
+
+    @Test func survivesAServerRestartAndTimesOutSendsMeanwhile() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(server.url))
+        let events = EventRecorder(layer)
+        let channel = try await layer.newChannel()
+        try await layer.groupAdd("room", channel: channel)
+        let collector = try await Collector(layer, channel: channel)
+
+        server.kill9()
+        try await eventually { events.disconnects >= 1 }
+        let start = ContinuousClock.now
+        do {
+            try await layer.send(["type": "during.outage"], to: channel)
+            Issue.record("a send during the outage reported success")
+        } catch let error as ChannelLayerError {
+            #expect(error.code == .timeout)
+        }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(900) && waited < .seconds(3), "send failed after \(waited)")
+
+        try await Task.sleep(for: .seconds(2))
+        try await server.restart()
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        try await layer.send(["type": "after.restart"], to: channel)
+        try await eventually { collector.received.contains { $0["type"]?.stringValue == "after.restart" } }
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        await collector.stop()
+        await layer.close()
+    }
+
+    @Test func livenessDetectsABlackholedPathAndRecovers() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let proxy = try TCPProxy(targetPort: server.port)
+        proxy.start()
+        defer { proxy.stop() }
+        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(proxy.url))
+        let events = EventRecorder(layer)
+        let channel = try await layer.newChannel()
+        try await layer.groupAdd("room", channel: channel)
+        let collector = try await Collector(layer, channel: channel)
+
+        proxy.blackhole()  // half-open: sockets stay up, nothing passes
+        try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
+        #expect(layer.statistics.livenessFailures >= 1)
+        try await Task.sleep(for: .milliseconds(500))
+        proxy.restore()
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        await collector.stop()
+        await layer.close()
+    }
+
+    @Test func livenessDetectsAStoppedServerAndRecovers() async throws {
+        let server = try await RedisServer.start()
+        defer {
+            server.resume()
+            server.stop()
+        }
+        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(server.url))
+        let events = EventRecorder(layer)
+        let channel = try await layer.newChannel()
+        let collector = try await Collector(layer, channel: channel)
+        server.pause()  // SIGSTOP: connections stay open, nothing answers
+        try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
+        server.resume()
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
+        await collector.stop()
+        await layer.close()
+    }
+
+    @Test func connectToAHangingAddressFailsWithinTheConnectTimeout() async throws {
+        let hanging = try HangingConnectListener()
+        defer { hanging.close() }
+        let silent = try SilentListener()
+        defer { silent.stop() }
+        for url in [hanging.url, silent.url] {
+            let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(url))
+            let start = ContinuousClock.now
+            do {
+                _ = try await layer.newChannel()
+                Issue.record("subscribed through \(url)")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .timeout)
+                #expect(error.message.contains("connect"))
+            }
+            let waited = ContinuousClock.now - start
+            #expect(waited >= .milliseconds(900) && waited < .seconds(3), "\(url) failed after \(waited)")
+            await layer.close()
+        }
+    }
+
+    @Test func twoHundredKillRestartCyclesLeakNothing() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let threadsBefore = try ProcessStats.threadCount()
+        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(server.url))
+        let events = EventRecorder(layer)
+        var channels: [String] = []
+        for index in 0..<5 {
+            let channel = try await layer.newChannel()
+            try await layer.groupAdd("group\(index)", channel: channel)
+            channels.append(channel)
+        }
+        var collectors: [Collector] = []
+        for channel in channels { collectors.append(try await Collector(layer, channel: channel)) }
+        #expect(try socketsConnected(toPort: server.port) == 2)  // the counter sees the layer's sockets
+        for cycle in 1...200 {
+            server.kill9()
+            try await server.restart()
+            try await eventually(timeout: .seconds(10), "cycle \(cycle)") { events.reconnects >= cycle }
+        }
+        for (index, channel) in channels.enumerated() {
+            try await expectDelivery(layer, to: collectors[index], channel: channel, group: nil)
+            try await expectDelivery(layer, to: collectors[index], channel: channel, group: "group\(index)")
+        }
+        let open = try socketsConnected(toPort: server.port)
+        #expect(open == 2, "\(open) sockets to the server")  // one publisher, one subscriber
+        for collector in collectors { await collector.stop() }
+        await layer.close()
+        #expect(try socketsConnected(toPort: server.port) == 0)
+        try await eventually { try ProcessStats.threadCount() <= threadsBefore + 4 }
+    }
+
+    @Test func closeWhileCallsAreInFlightReturnsOrThrowsEverything() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let layer = try RedisPubSubChannelLayer(hosts: [server.url])
+        var created: [String] = []
+        for _ in 0..<10 { created.append(try await layer.newChannel()) }
+        let channels = created
+        #expect(try socketsConnected(toPort: server.port) == 2)
+        let outcomes = Locked<(returned: Int, threw: Int)>((0, 0))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<1_000 {
+                group.addTask {
+                    do {
+                        try await layer.send(["n": .int(Int64(index))], to: channels[index % 10])
+                        outcomes.withLock { $0.returned += 1 }
+                    } catch {
+                        outcomes.withLock { $0.threw += 1 }
+                    }
+                }
+            }
+            for index in 0..<100 {
+                group.addTask {
+                    do {
+                        _ = try await layer.receive(from: index < 50 ? channels[index % 10] : "general-\(index)")
+                        outcomes.withLock { $0.returned += 1 }
+                    } catch {
+                        outcomes.withLock { $0.threw += 1 }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(20))
+                await layer.close()
+            }
+            try await group.waitForAll()
+        }
+        let final = outcomes.withLock { $0 }
+        #expect(final.returned + final.threw == 1_100)
+        #expect(try socketsConnected(toPort: server.port) == 0)
+    }
+
+    @Test func creatingAndClosingThousandsOfLayersLeaksNothing() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let before = try ProcessStats.snapshot()
+        for _ in 0..<2_000 {
+            let layer = try RedisPubSubChannelLayer(hosts: [server.url])
+            await layer.close()
+        }
+        for _ in 0..<200 {
+            let layer = try RedisPubSubChannelLayer(hosts: [server.url])
+            let channel = try await layer.newChannel()
+            try await layer.send(["type": "x"], to: channel)
+            _ = try await layer.receive(from: channel)
+            await layer.close()
+        }
+        #expect(try socketsConnected(toPort: server.port) == 0)
+        // Other suites run in parallel, so allow a little noise; a leak per layer would be thousands.
+        let after = try ProcessStats.snapshot()
+        #expect(after.threads <= before.threads + 8, "\(before) → \(after)")
+        #expect(after.openFileDescriptors <= before.openFileDescriptors + 32, "\(before) → \(after)")
+    }
+
+    @Test func aLayerDroppedWithoutCloseTearsDownInTheBackground() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let threadsBefore = try ProcessStats.threadCount()
+        for _ in 0..<50 {
+            let layer = try RedisPubSubChannelLayer(hosts: [server.url])
+            let channel = try await layer.newChannel()
+            try await layer.groupAdd("room", channel: channel)
+        }
+        try await eventually { try socketsConnected(toPort: server.port) == 0 }
+        try await eventually { try ProcessStats.threadCount() <= threadsBefore + 4 }
+    }
+}
