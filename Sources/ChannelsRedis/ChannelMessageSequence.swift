@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The messages of one channel, as an `AsyncSequence`.
 ///
 /// Made by ``RedisPubSubChannelLayer/messages(from:)``. Several consumers of one channel share its
@@ -35,25 +37,19 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
         let token: ConsumerToken
 
         /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
+        ///
+        /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
         public mutating func next() async throws(ChannelLayerError) -> ChannelMessage? {
-            do {
-                return try await base.next()
-            } catch let error as ChannelLayerError {
-                throw error
-            } catch {
-                throw ChannelLayerError(.channelClosed, "the channel's stream failed", underlying: error)
-            }
+            if let message = await base.next() { return message }
+            return try token.end()
         }
 
         /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
+        ///
+        /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(ChannelLayerError) -> ChannelMessage? {
-            do {
-                return try await base.next(isolation: actor)
-            } catch let error as ChannelLayerError {
-                throw error
-            } catch {
-                throw ChannelLayerError(.channelClosed, "the channel's stream failed", underlying: error)
-            }
+            if let message = await base.next(isolation: actor) { return message }
+            return try token.end()
         }
     }
 }
@@ -71,6 +67,12 @@ final class ConsumerToken: Sendable {
         self.channel = channel
         self.id = id
         self.engine = engine
+    }
+
+    /// How a finished stream ends: `layerClosed` if the layer closed, else the end of the sequence.
+    func end() throws(ChannelLayerError) -> ChannelMessage? {
+        if engine.isClosed.load(ordering: .acquiring) { throw ChannelLayerError.closed() }
+        return nil
     }
 
     deinit {

@@ -9,7 +9,10 @@ final class PubSubEngine: @unchecked Sendable {
     // @unchecked Sendable: every method and property is used only on `loop`'s thread (checked by
     // `loop.preconditionInLoop()`); references cross threads only to be handed back to the loop in
     // jobs. `loop`, `codec`, `configuration`, `statistics` and `events` are immutable or Sendable.
-    typealias Stream = AsyncThrowingStream<ChannelMessage, any Error>
+    // Not AsyncThrowingStream: it traps when two tasks await `next()` at once, and several
+    // consumers of one channel are part of the contract. How a stream ended (closed layer or not)
+    // is told by `isClosed`, which is set before any stream is finished by `close()`.
+    typealias Stream = AsyncStream<ChannelMessage>
 
     final class LocalChannel {
         let name: String
@@ -37,6 +40,9 @@ final class PubSubEngine: @unchecked Sendable {
     private var shards: [RedisShard] = []
 
     private var closed = false
+    /// Set (first) when the layer closes; read by consumers on any thread to tell `layerClosed`
+    /// apart from a channel that was cleaned up.
+    let isClosed = Atomic<Bool>(false)
     private var channels: [String: LocalChannel] = [:]
     private var groups: [String: Set<String>] = [:]
     private var nextChannelID: UInt64 = 0
@@ -128,7 +134,7 @@ final class PubSubEngine: @unchecked Sendable {
     private func makeChannel(_ name: String) -> LocalChannel {
         nextChannelID &+= 1
         let id = nextChannelID
-        let (stream, continuation) = Stream.makeStream(bufferingPolicy: .bufferingNewest(configuration.capacity))
+        let (stream, continuation) = Stream.makeStream(of: ChannelMessage.self, bufferingPolicy: .bufferingNewest(configuration.capacity))
         let channel = LocalChannel(name: name, id: id, stream: stream, continuation: continuation)
         // Strong capture: the cycle engine → channel → continuation → closure ends when the channel
         // is removed, which `close()` (or the layer's deinit) does for every channel.
@@ -220,13 +226,13 @@ final class PubSubEngine: @unchecked Sendable {
     /// Closes every connection and finishes every stream with `layerClosed`. Idempotent.
     func close() {
         guard !closed else { return }
-        let error = ChannelLayerError.closed()
+        isClosed.store(true, ordering: .releasing)
         for shard in shards { shard.close() }
         closed = true
         let all = channels
         channels = [:]
         groups = [:]
-        for (_, channel) in all { channel.continuation.finish(throwing: error) }
+        for (_, channel) in all { channel.continuation.finish() }
         events.finish()
         logger.debug("layer closed")
     }

@@ -148,7 +148,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         try NameValidation.validateChannel(channel)
         let handle = try await streamHandle(for: channel)
         var iterator = handle.stream.makeAsyncIterator()
-        if let message = try await iterator.next() { return message }
+        if let message = await iterator.next() { return message }
+        if engine.isClosed.load(ordering: .acquiring) { throw ChannelLayerError.closed() }
         try Task.checkCancellation()
         throw ChannelLayerError(.channelClosed, "channel '\(channel)' was closed locally (flushed, or another consumer was cancelled)")
     }

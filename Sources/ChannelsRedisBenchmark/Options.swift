@@ -5,6 +5,7 @@ let usageText = """
                --workload throughput|pingpong|latency|fanout|scale|memory
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--resubscribe]
+               [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
     Runs one workload through ChannelsRedis's public API against a Redis server and prints ONE
@@ -16,6 +17,9 @@ let usageText = """
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
                          every channel ("resubscribe_seconds", includes the reconnect backoff)
+      --stamp send       latency: stamp each message in its task just before layer.send()
+                         starts (default); "spawn": on the pacer thread before the task is
+                         created, so the hop onto the cooperative pool counts as latency
       --dump-payload     print the hex of the serialized benchmark message and exit
     """
 
@@ -37,6 +41,7 @@ struct Options: Sendable {
     var channels = 10_000
     var batch = 1000
     var resubscribe = false
+    var stampAtSpawn = false
     var timeout = 120.0
     var dumpPayload = false
     var help = false
@@ -73,6 +78,12 @@ struct Options: Sendable {
             case "--json": break  // always JSON; accepted for symmetry with the other programs
             case "--dump-payload": dumpPayload = true
             case "--resubscribe": resubscribe = true
+            case "--stamp":
+                switch try value(flag) {
+                case "send": stampAtSpawn = false
+                case "spawn": stampAtSpawn = true
+                case let other: throw Invalid(message: "--stamp \(other): expected send or spawn")
+                }
             case "--host": host = try value(flag)
             case "--port":
                 port = try integer(flag, minimum: 1)

@@ -344,3 +344,19 @@ final class Counter: Sendable {
 
     var value: Int { storage.load(ordering: .relaxed) }
 }
+
+/// The largest value recorded so far, from any thread.
+final class MaxTracker: Sendable {
+    private let storage = Atomic<UInt64>(0)
+
+    func record(_ value: UInt64) {
+        var current = storage.load(ordering: .relaxed)
+        while value > current {
+            let (exchanged, original) = storage.compareExchange(expected: current, desired: value, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    var value: UInt64 { storage.load(ordering: .relaxed) }
+}

@@ -320,34 +320,38 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
     }
 
     // The pacer: an OS thread that sleeps to each absolute deadline start + i/rate (a late one
-    // catches up, no drift) and starts one task per send there, stamped with the clock just before
-    // the task is created: the hop onto the cooperative pool counts as part of the latency.
+    // catches up, no drift) and starts one task per send there, without waiting for earlier sends.
+    // With --stamp send (the default) each message is stamped inside its task just before
+    // layer.send() starts: the latency is the layer's, and the hop from the pacer onto the
+    // cooperative pool shows up as send lag instead. With --stamp spawn it is stamped on the pacer
+    // thread before the task is created, so that hop counts as latency.
+    let stampAtSpawn = bench.options.stampAtSpawn
     let sendsDone = Countdown(total)
     let sendError = FirstError()
-    let pace = await withCheckedContinuation { (continuation: CheckedContinuation<(start: UInt64, last: UInt64, maxLag: UInt64), Never>) in
+    let maxLag = MaxTracker()
+    let lastSendStart = MaxTracker()
+    let start = await withCheckedContinuation { (continuation: CheckedContinuation<UInt64, Never>) in
         startThread {
             minimizeTimerSlack()
             let start = nowNs()
-            var last = start
-            var maxLag: UInt64 = 0
+            continuation.resume(returning: start)
             for index in 0..<total {
                 let deadline = start + UInt64(Double(index) * 1e9 / rate)
                 if nowNs() < deadline { sleepUntil(deadline) }
-                let stamp = nowNs()
-                maxLag = max(maxLag, stamp - deadline)
-                let message = Payload.message(stamp)
+                let spawned = nowNs()
                 Task {
+                    let stamp = stampAtSpawn ? spawned : nowNs()
+                    maxLag.record(stamp >= deadline ? stamp - deadline : 0)
+                    lastSendStart.record(stamp)
                     do {
-                        try await layer.send(message, to: channel)
+                        try await layer.send(Payload.message(stamp), to: channel)
                     } catch {
                         sendError.record(error)
                     }
                     sendsDone.arrive()
                 }
-                last = stamp
                 progress.sent.store(index + 1, ordering: .relaxed)
             }
-            continuation.resume(returning: (start, last, maxLag))
         }
     }
     progress.enter("latency: waiting for the sends to complete")
@@ -360,8 +364,8 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
     if result.foreign > 0 { throw BenchError("received \(result.foreign) messages that are not the benchmark's") }
 
     let samples = result.samples.sorted()
-    let sendSeconds = Double(pace.last - pace.start) / 1e9
-    let receiveSeconds = Double(result.last &- pace.start) / 1e9
+    let sendSeconds = Double(lastSendStart.value &- start) / 1e9
+    let receiveSeconds = Double(result.last &- start) / 1e9
     json.add("rate", rate, digits: 3)
     json.add("seconds", bench.options.seconds, digits: 3)
     json.add("sent", total)
@@ -372,7 +376,8 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
     json.add("p99_us", percentileUs(samples, 99), digits: 1)
     json.add("p999_us", percentileUs(samples, 99.9), digits: 1)
     json.add("max_us", percentileUs(samples, 100), digits: 1)
-    json.add("max_send_lag_us", Double(pace.maxLag) / 1000, digits: 1)
+    json.add("max_send_lag_us", Double(maxLag.value) / 1000, digits: 1)
+    json.add("stamp", stampAtSpawn ? "spawn" : "send")
 }
 
 // MARK: - fanout

@@ -217,7 +217,10 @@ struct InteropTests {
                 let python = try await env.peer.serialize(message)
                 #expect(
                     published.data == python,
-                    "payload of \(abbreviated(message)): Swift published \(hexDump(published.data)), Python serializes \(hexDump(python)); \(firstByteDifference(published.data, python))"
+                    """
+                    payload of \(abbreviated(message)): Swift published \(hexDump(published.data)), Python serializes \(hexDump(python)); \
+                    \(firstByteDifference(published.data, python))
+                    """
                 )
             }
             // A group send is one PUBLISH to exactly "<prefix>__group__<group>".
@@ -256,7 +259,9 @@ struct InteropTests {
                 let text = String(decoding: token, as: UTF8.self)
                 #expect(text.hasPrefix("gAAAAA"), "token: \(text)")
                 #expect(token.allSatisfy { isURLSafeBase64($0) }, "token: \(text)")
-                let decoded = try #require(Data(base64Encoded: text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")))
+                let decoded = try #require(
+                    Data(base64Encoded: text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"))
+                )
                 #expect(decoded.first == 0x80)
                 #expect(decoded.count >= 1 + 8 + 16 + 16 + 32 && (decoded.count - (1 + 8 + 16 + 32)) % 16 == 0, "\(decoded.count) bytes")
                 let timestamp = decoded.dropFirst().prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
@@ -288,11 +293,19 @@ struct InteropTests {
             do {
                 try await helper.send(followUp, to: swiftChannel)
                 if rotation.swiftReadsPython {
-                    expectExact(try await swiftReceive(env.layer, from: swiftChannel), fromPython, "Swift \(rotation.swiftKeys) reading Python's token")
+                    expectExact(
+                        try await swiftReceive(env.layer, from: swiftChannel),
+                        fromPython,
+                        "Swift \(rotation.swiftKeys) reading Python's token"
+                    )
                     expectExact(try await swiftReceive(env.layer, from: swiftChannel), followUp, "follow-up")
                     #expect(env.layer.statistics.undecodableMessages == 0)
                 } else {
-                    expectExact(try await swiftReceive(env.layer, from: swiftChannel), followUp, "Swift \(rotation.swiftKeys) must drop Python's token")
+                    expectExact(
+                        try await swiftReceive(env.layer, from: swiftChannel),
+                        followUp,
+                        "Swift \(rotation.swiftKeys) must drop Python's token"
+                    )
                     try await eventually("Swift counts Python's token as undecodable") { env.layer.statistics.undecodableMessages == 1 }
                 }
             } catch {
@@ -357,12 +370,20 @@ struct InteropTests {
                 try await env.awaitSubscribers(pythonChannel, 1)
                 try await env.expectOnlyOn(try await env.peer.consistentHash(pythonChannel, ringSize: 3), pythonChannel, subscribers: 1)
                 try await env.layer.send(["type": "to.python", "channel": .string(pythonChannel)], to: pythonChannel)
-                expectExact(try await env.peer.receive(from: pythonChannel).message, ["type": "to.python", "channel": .string(pythonChannel)], pythonChannel)
+                expectExact(
+                    try await env.peer.receive(from: pythonChannel).message,
+                    ["type": "to.python", "channel": .string(pythonChannel)],
+                    pythonChannel
+                )
 
                 let swiftChannel = try await env.layer.newChannel()
                 try await env.expectOnlyOn(try await env.peer.consistentHash(swiftChannel, ringSize: 3), swiftChannel, subscribers: 1)
                 try await env.peer.send(["type": "to.swift", "channel": .string(swiftChannel)], to: swiftChannel)
-                expectExact(try await swiftReceive(env.layer, from: swiftChannel), ["type": "to.swift", "channel": .string(swiftChannel)], swiftChannel)
+                expectExact(
+                    try await swiftReceive(env.layer, from: swiftChannel),
+                    ["type": "to.swift", "channel": .string(swiftChannel)],
+                    swiftChannel
+                )
             }
 
             // General channels: both sides subscribe on the same host.
@@ -410,9 +431,17 @@ struct InteropTests {
             let swiftChannel = try await env.layer.newChannel()
             for message in messages {
                 try await env.layer.send(message, to: pythonChannel)
-                expectExact(try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message, message, "Swift → Python, \(abbreviated(message))")
+                expectExact(
+                    try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message,
+                    message,
+                    "Swift → Python, \(abbreviated(message))"
+                )
                 try await env.peer.send(message, to: swiftChannel)
-                expectExact(try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)), message, "Python → Swift, \(abbreviated(message))")
+                expectExact(
+                    try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)),
+                    message,
+                    "Python → Swift, \(abbreviated(message))"
+                )
             }
         }
     }
@@ -425,9 +454,17 @@ struct InteropTests {
             let swiftChannel = try await env.layer.newChannel()
             for message in valueCorpus(binary: setup.carriesBinary) {
                 try await env.layer.send(message, to: pythonChannel)
-                expectExact(try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message, message, "Swift → Python, \(abbreviated(message))")
+                expectExact(
+                    try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message,
+                    message,
+                    "Swift → Python, \(abbreviated(message))"
+                )
                 try await env.peer.send(message, to: swiftChannel)
-                expectExact(try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)), message, "Python → Swift, \(abbreviated(message))")
+                expectExact(
+                    try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)),
+                    message,
+                    "Python → Swift, \(abbreviated(message))"
+                )
             }
         }
     }
@@ -436,7 +473,10 @@ struct InteropTests {
         try await withInterop { env in
             let swiftChannel = try await env.layer.newChannel()
             try await env.peer.send(
-                literal: #"{"type": "py.literal", "t": (1, "two", b"3"), "big": 18446744073709551615, "neg": -9223372036854775808, "f": 0.3333333333333333, "u": "\u00e9\U0001F600", "n": None}"#,
+                literal: #"""
+                    {"type": "py.literal", "t": (1, "two", b"3"), "big": 18446744073709551615, "neg": -9223372036854775808, \#
+                    "f": 0.3333333333333333, "u": "\u00e9\U0001F600", "n": None}
+                    """#,
                 to: swiftChannel
             )
             // A tuple packs as an array; 0.3333333333333333 is Python's repr of 1/3.
@@ -455,7 +495,10 @@ struct InteropTests {
                 try await env.layer.send(["type": "binary", "data": .binary([1, 2, 3])], to: pythonChannel)
             }
             #expect(error?.code == .encodingFailed)
-            let outcome = try await env.peer.call("send", ["channel": .string(pythonChannel), "literal": .string(#"{"type": "binary", "data": b"\x01"}"#)])
+            let outcome = try await env.peer.call(
+                "send",
+                ["channel": .string(pythonChannel), "literal": .string(#"{"type": "binary", "data": b"\x01"}"#)]
+            )
             #expect(!outcome.ok && (outcome.error ?? "").contains("TypeError"), "Python json serializer on bytes: \(outcome)")
         }
     }
@@ -467,8 +510,17 @@ struct InteropTests {
             let pythonChannel = try await env.peer.newChannel()
             try await env.awaitSubscribers(pythonChannel, 1)
             let event = InteropChatEvent(
-                type: "chat.message", message: "héllo 😀", author: .init(name: "ada", id: 7), mentions: [.init(name: "bob", id: 8)],
-                attachment: Data([0x00, 0xFF]), score: 0.5, sequence: .max, offset: .min, pinned: true, mood: .happy, editedAt: nil,
+                type: "chat.message",
+                message: "héllo 😀",
+                author: .init(name: "ada", id: 7),
+                mentions: [.init(name: "bob", id: 8)],
+                attachment: Data([0x00, 0xFF]),
+                score: 0.5,
+                sequence: .max,
+                offset: .min,
+                pinned: true,
+                mood: .happy,
+                editedAt: nil,
                 reactions: []
             )
             try await env.layer.send(try ChannelMessage(encoding: event), to: pythonChannel)
@@ -499,8 +551,18 @@ struct InteropTests {
             #expect(
                 event
                     == InteropChatEvent(
-                        type: "chat.message", message: "hi", author: .init(name: "ada", id: 7), mentions: [], attachment: Data([1, 2]), score: 2,
-                        sequence: 5, offset: -1, pinned: false, mood: .grumpy, editedAt: nil, reactions: ["👍"]
+                        type: "chat.message",
+                        message: "hi",
+                        author: .init(name: "ada", id: 7),
+                        mentions: [],
+                        attachment: Data([1, 2]),
+                        score: 2,
+                        sequence: 5,
+                        offset: -1,
+                        pinned: false,
+                        mood: .grumpy,
+                        editedAt: nil,
+                        reactions: ["👍"]
                     )
             )
 
@@ -537,7 +599,11 @@ struct InteropSetup: Sendable, CustomTestStringConvertible {
     static let jsonEncrypted = InteropSetup(name: "json, encrypted", json: true, swiftKeys: ["interop-key"], pythonKeys: ["interop-key"])
     static let sharded = InteropSetup(name: "msgpack, three hosts", servers: 3)
     static let everything = InteropSetup(
-        name: "json, encrypted, three hosts", servers: 3, json: true, swiftKeys: ["clé-🔑", "old"], pythonKeys: ["clé-🔑", "old"]
+        name: "json, encrypted, three hosts",
+        servers: 3,
+        json: true,
+        swiftKeys: ["clé-🔑", "old"],
+        pythonKeys: ["clé-🔑", "old"]
     )
 
     static let all: [InteropSetup] = [.msgpack, .json, .msgpackEncrypted, .jsonEncrypted, .sharded, .everything]
@@ -607,7 +673,11 @@ struct InteropEnvironment {
     func expectOnlyOn(_ shard: Int, _ channel: String, subscribers count: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         for (index, server) in servers.enumerated() {
             let found = try await interopNumsub(server, channel)
-            #expect(found == (index == shard ? count : 0), "\(channel) on host \(index) (hash says \(shard)): \(found) subscriber(s)", sourceLocation: sourceLocation)
+            #expect(
+                found == (index == shard ? count : 0),
+                "\(channel) on host \(index) (hash says \(shard)): \(found) subscriber(s)",
+                sourceLocation: sourceLocation
+            )
         }
     }
 
@@ -673,7 +743,9 @@ struct InteropFailure: Error, CustomStringConvertible {
 
 /// `layer.receive(from:)` with a deadline; throws when nothing came (the receive is cancelled then).
 private func swiftReceive(
-    _ layer: RedisPubSubChannelLayer, from channel: String, within timeout: Duration = .seconds(15)
+    _ layer: RedisPubSubChannelLayer,
+    from channel: String,
+    within timeout: Duration = .seconds(15)
 ) async throws -> ChannelMessage {
     let message = try await withThrowingTaskGroup(of: ChannelMessage?.self) { group in
         group.addTask { try await layer.receive(from: channel) }
@@ -735,7 +807,10 @@ final class InteropInbox: Sendable {
 /// Records an issue unless `actual` is exactly `expected`: same kinds, key order, string bytes, float bits, and integers
 /// normalised (`.uint` only above `Int64.max`).
 private func expectExact(
-    _ actual: ChannelMessage, _ expected: ChannelMessage, _ context: String, sourceLocation: SourceLocation = #_sourceLocation
+    _ actual: ChannelMessage,
+    _ expected: ChannelMessage,
+    _ context: String,
+    sourceLocation: SourceLocation = #_sourceLocation
 ) {
     if let difference = firstDifference(actual, expected, at: "message") {
         Issue.record("\(context): \(difference)", sourceLocation: sourceLocation)
@@ -758,7 +833,8 @@ private func firstDifference(_ actual: ChannelMessage, _ expected: ChannelMessag
             ? nil : "\(path) is \(a) (bits \(hex64(a.bitPattern))), expected \(b) (bits \(hex64(b.bitPattern)))"
     case (.string(let a), .string(let b)):
         let (x, y) = (Array(a.utf8), Array(b.utf8))
-        return x == y ? nil : "\(path): string of \(x.count) UTF-8 bytes, expected \(y.count); \(firstByteDifference(x, y)); got \(abbreviated(actual))"
+        return x == y
+            ? nil : "\(path): string of \(x.count) UTF-8 bytes, expected \(y.count); \(firstByteDifference(x, y)); got \(abbreviated(actual))"
     case (.binary(let a), .binary(let b)):
         return a == b ? nil : "\(path): \(a.count) bytes, expected \(b.count); \(firstByteDifference(a, b))"
     case (.array(let a), .array(let b)):
@@ -795,7 +871,9 @@ private func firstByteDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
         return "identical bytes"
     }
     let around = max(0, index - 8)
-    return "first difference at byte \(index): \(hexDump(Array(a[min(around, a.count)..<min(index + 8, a.count)]))) vs \(hexDump(Array(b[min(around, b.count)..<min(index + 8, b.count)])))"
+    let mine = hexDump(Array(a[min(around, a.count)..<min(index + 8, a.count)]))
+    let theirs = hexDump(Array(b[min(around, b.count)..<min(index + 8, b.count)]))
+    return "first difference at byte \(index): \(mine) vs \(theirs)"
 }
 
 private func hexDump(_ bytes: [UInt8], limit: Int = 96) -> String {
@@ -895,7 +973,9 @@ private func valueCorpus(binary: Bool) -> [ChannelMessage] {
     for value in ints { corpus.append(["type": "int", "value": .int(value)]) }
     corpus.append(["type": "int", "value": .uint(UInt64(Int64.max) + 1)])
     corpus.append(["type": "int", "value": .uint(.max)])
-    let floats: [Double] = [0, -0.0, 1, -1, 0.1, 1.0 / 3.0, .pi, 1e300, -1e-300, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .infinity, -.infinity, .nan]
+    let floats: [Double] = [
+        0, -0.0, 1, -1, 0.1, 1.0 / 3.0, .pi, 1e300, -1e-300, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .infinity, -.infinity, .nan,
+    ]
     for value in floats { corpus.append(["type": "float", "value": .double(value)]) }
     let strings: [String] = [
         "", "a", "Ünïcödé", "日本語のテキスト", "مرحبا بالعالم", "👩‍👩‍👧‍👦", "e\u{301}", "\u{E9}", "\u{0}", "\u{FFFF}", "\u{10FFFF}", "tab\tnew\nline",
@@ -1000,7 +1080,9 @@ final class InteropPeer: Sendable {
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(line.utf8)), let reply = try? PeerJSON(any: parsed),
             case .object(let envelope) = reply
         else {
-            throw InteropFailure("peer.py answered \(command) with a line that is not a reply: \(line.prefix(300)); its stderr:\n\(process.standardError)")
+            throw InteropFailure(
+                "peer.py answered \(command) with a line that is not a reply: \(line.prefix(300)); its stderr:\n\(process.standardError)"
+            )
         }
         guard case .string(let replyID)? = envelope["id"], replyID == id else {
             throw InteropFailure("peer.py answered \(command) #\(id) with id \(String(describing: envelope["id"]))")

@@ -66,6 +66,28 @@ struct LayerTests {
         }
     }
 
+    @Test func severalConsumersOfOneChannelShareItsBufferInOrder() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            let receivers = (0..<3).map { _ in Task { try await layer.receive(from: channel) } }
+            let sequence = try await layer.messages(from: channel)
+            let iterating = Task {
+                var seen: [Int] = []
+                for try await message in sequence {
+                    seen.append(message["n"]!.intValue!)
+                    if seen.count == 3 { break }
+                }
+                return seen
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            for index in 0..<6 { try await layer.send(["n": .int(Int64(index))], to: channel) }
+            var all: [Int] = try await iterating.value
+            for receiver in receivers { all.append(try await receiver.value["n"]!.intValue!) }
+            // Every message went to exactly one consumer.
+            #expect(all.sorted() == Array(0..<6))
+        }
+    }
+
     @Test func newChannelNamesFollowPythonsFormat() async throws {
         try await withLayer { layer, _ in
             let plain = try await layer.newChannel()
