@@ -1,4 +1,3 @@
-import Synchronization
 
 /// What happened to the layer's connection to one Redis host.
 ///
@@ -19,7 +18,12 @@ public enum ConnectionEvent: Sendable {
 
 /// Fans connection events out to every listener.
 final class ConnectionEventBroadcaster: Sendable {
-    private let listeners = Mutex<(next: UInt64, finished: Bool, all: [UInt64: AsyncStream<ConnectionEvent>.Continuation])>((0, false, [:]))
+    private struct Listeners: Sendable {
+        var next: UInt64 = 0
+        var finished = false
+        var all: [UInt64: AsyncStream<ConnectionEvent>.Continuation] = [:]
+    }
+    private let listeners = LockedValue(Listeners())
 
     func stream() -> AsyncStream<ConnectionEvent> {
         let (stream, continuation) = AsyncStream<ConnectionEvent>.makeStream(bufferingPolicy: .bufferingNewest(1_000))

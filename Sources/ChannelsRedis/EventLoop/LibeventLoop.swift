@@ -16,7 +16,7 @@ import Darwin
 /// The thread itself creates and frees the `event_base`, so no libevent call ever happens elsewhere.
 final class LibeventLoop: @unchecked Sendable {
     // @unchecked Sendable: `base`, `timerObjects` and `spare` are touched only on the loop thread
-    // (checked by `preconditionInLoop()`). Everything other threads touch is behind a Mutex or an
+    // (checked by `preconditionInLoop()`). Everything other threads touch is behind a LockedValue or an
     // Atomic; `event_active` on the wake event from another thread is legal because
     // `evthread_use_pthreads()` runs before the first base is created.
     private struct Queue {
@@ -24,14 +24,19 @@ final class LibeventLoop: @unchecked Sendable {
         var stopped = false
     }
 
-    private let queue = Mutex(Queue())
+    private let queue = LockedValue(Queue())
     private let threadID = Atomic<UInt>(0)
     private(set) var base: OpaquePointer?
-    private let wakeEvent = Mutex<OpaquePointer?>(nil)
+    private let wakeEvent = LockedValue<UnsafeSendablePointer?>(nil)
     private var timerObjects: [ObjectIdentifier: LoopTimer] = [:]
     private var spare: [@Sendable () -> Void] = []
     private var thread: pthread_t?
-    private let exited = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let exited = LockedValue<ExitState>(ExitState())
+
+    private struct ExitState: Sendable {
+        var done = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     /// Starts the thread and returns once its `event_base` exists.
     init(name: String) throws(ChannelLayerError) {
@@ -73,11 +78,16 @@ final class LibeventLoop: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
     }()
 
+    private struct ReadyState: Sendable {
+        var done = false
+        var error: String?
+    }
+
     private final class ThreadStart: @unchecked Sendable {
         // @unchecked Sendable: handed from the creating thread to the new one exactly once.
         let loop: LibeventLoop
         let name: String
-        let ready = Mutex<(done: Bool, error: String?)>((false, nil))
+        let ready = LockedValue<ReadyState>(ReadyState())
         init(loop: LibeventLoop, name: String) {
             self.loop = loop
             self.name = name
@@ -87,7 +97,7 @@ final class LibeventLoop: @unchecked Sendable {
     private func threadMain(_ start: ThreadStart) {
         threadID.store(UInt(pthread_self()), ordering: .releasing)
         guard let base = event_base_new() else {
-            start.ready.withLock { $0 = (true, "event_base_new failed") }
+            start.ready.withLock { $0 = ReadyState(done: true, error: "event_base_new failed") }
             return
         }
         self.base = base
@@ -97,12 +107,12 @@ final class LibeventLoop: @unchecked Sendable {
         }, context) else {
             event_base_free(base)
             self.base = nil
-            start.ready.withLock { $0 = (true, "event_new failed") }
+            start.ready.withLock { $0 = ReadyState(done: true, error: "event_new failed") }
             return
         }
         let sendableWake = UnsafeSendablePointer(wake)
-        wakeEvent.withLock { $0 = sendableWake.pointer }
-        start.ready.withLock { $0 = (true, nil) }
+        wakeEvent.withLock { $0 = sendableWake }
+        start.ready.withLock { $0 = ReadyState(done: true, error: nil) }
 
         // Without EVLOOP_NO_EXIT_ON_EMPTY the loop returns as soon as hiredis drops its events.
         event_base_loop(base, Int32(EVLOOP_NO_EXIT_ON_EMPTY))
@@ -155,7 +165,7 @@ final class LibeventLoop: @unchecked Sendable {
             // The pointer lives behind its own lock: the loop thread clears it before freeing the
             // event, so a wake-up racing the final teardown finds nil instead of freed memory.
             wakeEvent.withLock { event in
-                if let event { event_active(event, Int32(EV_READ), 0) }
+                if let event { event_active(event.pointer, Int32(EV_READ), 0) }
             }
         }
         return accepted
@@ -211,7 +221,7 @@ final class LibeventLoop: @unchecked Sendable {
         }
     }
 
-    private let detachLock = Mutex(false)
+    private let detachLock = LockedValue(false)
 
     private func joinThread() {
         detachLock.withLock { detached in
@@ -290,7 +300,7 @@ extension timeval {
     }
 }
 
-/// Carries an `OpaquePointer` into a `Mutex`. The pointee is only used on the loop thread, except
+/// Carries an `OpaquePointer` into a `LockedValue`. The pointee is only used on the loop thread, except
 /// for the thread-safe `event_active`.
 private struct UnsafeSendablePointer: @unchecked Sendable {
     let pointer: OpaquePointer
