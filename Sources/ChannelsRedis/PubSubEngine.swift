@@ -113,7 +113,7 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     /// The stream of a local channel, creating (and subscribing) a general channel on demand.
-    func stream(for name: String, continuation: UnsafeContinuation<StreamHandle, any Error>) {
+    func stream(for name: String, continuation: CheckedContinuation<StreamHandle, any Error>) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.

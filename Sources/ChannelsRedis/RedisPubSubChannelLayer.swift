@@ -312,17 +312,17 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     }
 
     private func streamHandle(for channel: String) async throws -> PubSubEngine.StreamHandle {
-        try await onLoop { [engine] (continuation: UnsafeContinuation<PubSubEngine.StreamHandle, any Error>) in
+        try await onLoop { [engine] (continuation: CheckedContinuation<PubSubEngine.StreamHandle, any Error>) in
             engine.stream(for: channel, continuation: continuation)
         }
     }
 
     /// Runs `body` on the loop with a continuation that it (or something it starts) resumes once.
     private func onLoop<Value: Sendable>(
-        _ body: @escaping @Sendable (UnsafeContinuation<Value, any Error>) -> Void
+        _ body: @escaping @Sendable (CheckedContinuation<Value, any Error>) -> Void
     ) async throws -> Value {
         guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
-        return try await withUnsafeThrowingContinuation { continuation in
+        return try await withCheckedThrowingContinuation { continuation in
             if !loop.execute({ body(continuation) }) {
                 continuation.resume(throwing: ChannelLayerError.closed())
             }

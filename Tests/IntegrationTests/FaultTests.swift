@@ -241,7 +241,8 @@ struct FaultTests {
                 #expect(error.message.contains("connect"))
             }
             let waited = ContinuousClock.now - start
-            #expect(waited >= .milliseconds(900) && waited < .seconds(3), "\(url) failed after \(waited)")
+            // Upper bound with room for sanitizer builds on a loaded 2-core machine.
+            #expect(waited >= .milliseconds(900) && waited < .seconds(5), "\(url) failed after \(waited)")
             await layer.close()
         }
     }
