@@ -21,11 +21,11 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
 
     /// The channel this sequence reads.
     public let channel: String
-    let stream: PubSubEngine.Stream
+    let mailbox: ChannelMailbox
     let token: ConsumerToken
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), token: token)
+        AsyncIterator(mailbox: mailbox, token: token)
     }
 
     /// Iterates a ``ChannelMessageSequence``.
@@ -33,14 +33,14 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
         public typealias Element = ChannelMessage
         public typealias Failure = ChannelLayerError
 
-        var base: PubSubEngine.Stream.AsyncIterator
+        let mailbox: ChannelMailbox
         let token: ConsumerToken
 
         /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
         ///
         /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
         public mutating func next() async throws(ChannelLayerError) -> ChannelMessage? {
-            if let message = await base.next() { return message }
+            if let message = await mailbox.next() { return message }
             return try token.end()
         }
 
@@ -48,7 +48,7 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
         ///
         /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(ChannelLayerError) -> ChannelMessage? {
-            if let message = await base.next(isolation: actor) { return message }
+            if let message = await mailbox.next() { return message }
             return try token.end()
         }
     }

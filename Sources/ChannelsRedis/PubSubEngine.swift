@@ -9,23 +9,16 @@ final class PubSubEngine: @unchecked Sendable {
     // @unchecked Sendable: every method and property is used only on `loop`'s thread (checked by
     // `loop.preconditionInLoop()`); references cross threads only to be handed back to the loop in
     // jobs. `loop`, `codec`, `configuration`, `statistics` and `events` are immutable or Sendable.
-    // Not AsyncThrowingStream: it traps when two tasks await `next()` at once, and several
-    // consumers of one channel are part of the contract. How a stream ended (closed layer or not)
-    // is told by `isClosed`, which is set before any stream is finished by `close()`.
-    typealias Stream = AsyncStream<ChannelMessage>
-
     final class LocalChannel {
         let name: String
         let id: UInt64
-        let stream: Stream
-        let continuation: Stream.Continuation
+        let mailbox: ChannelMailbox
         var groups: Set<String> = []
 
-        init(name: String, id: UInt64, stream: Stream, continuation: Stream.Continuation) {
+        init(name: String, id: UInt64, mailbox: ChannelMailbox) {
             self.name = name
             self.id = id
-            self.stream = stream
-            self.continuation = continuation
+            self.mailbox = mailbox
         }
     }
 
@@ -103,6 +96,11 @@ final class PubSubEngine: @unchecked Sendable {
         shard(for: redisChannel).publish(channel: redisChannel, payload: payload, continuation: continuation)
     }
 
+    func publish(to redisChannel: String, payloads: [[UInt8]], continuation: RedisShard.Continuation) {
+        guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        shard(for: redisChannel).publish(channel: redisChannel, payloads: payloads, continuation: continuation)
+    }
+
     /// Creates a channel owned by this layer and subscribes it; completes once Redis confirmed.
     func newChannel(_ name: String, continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
@@ -112,39 +110,37 @@ final class PubSubEngine: @unchecked Sendable {
         }
     }
 
-    /// The stream of a local channel, creating (and subscribing) a general channel on demand.
-    func stream(for name: String, continuation: CheckedContinuation<StreamHandle, any Error>) {
+    /// The mailbox of a local channel, creating (and subscribing) a general channel on demand.
+    func mailbox(for name: String, continuation: CheckedContinuation<ChannelHandle, any Error>) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.
-            return continuation.resume(returning: StreamHandle(stream: existing.stream, id: existing.id))
+            return continuation.resume(returning: ChannelHandle(mailbox: existing.mailbox, id: existing.id))
         }
         let channel = makeChannel(name)
-        let handle = StreamHandle(stream: channel.stream, id: channel.id)
+        let handle = ChannelHandle(mailbox: channel.mailbox, id: channel.id)
         subscribe(channel) { error in
             if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: handle) }
         }
     }
 
-    struct StreamHandle: Sendable {
-        var stream: Stream
+    struct ChannelHandle: Sendable {
+        var mailbox: ChannelMailbox
         var id: UInt64
     }
 
     private func makeChannel(_ name: String) -> LocalChannel {
         nextChannelID &+= 1
         let id = nextChannelID
-        let (stream, continuation) = Stream.makeStream(of: ChannelMessage.self, bufferingPolicy: .bufferingNewest(configuration.capacity))
-        let channel = LocalChannel(name: name, id: id, stream: stream, continuation: continuation)
-        // Strong capture: the cycle engine → channel → continuation → closure ends when the channel
-        // is removed, which `close()` (or the layer's deinit) does for every channel.
-        continuation.onTermination = { [loop, engine = self] termination in
-            // A cancelled receive or an abandoned stream: clean the channel up (unless we finished it).
-            guard case .cancelled = termination else { return }
+        // A cancelled consumer cleans the channel up. Strong capture: the cycle engine → channel →
+        // mailbox → closure ends when the mailbox is finished, which removing the channel does, and
+        // `close()` (or the layer's deinit) removes every channel.
+        let mailbox = ChannelMailbox(capacity: configuration.capacity) { [loop, engine = self] in
             loop.execute { engine.removeChannel(name, id: id) }
         }
+        let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
         if let previous = channels.updateValue(channel, forKey: name) {
-            previous.continuation.finish()
+            previous.mailbox.finish()
         }
         return channel
     }
@@ -205,7 +201,7 @@ final class PubSubEngine: @unchecked Sendable {
     private func removeChannel(_ name: String, id: UInt64) {
         guard !closed, let channel = channels[name], channel.id == id else { return }
         channels[name] = nil
-        channel.continuation.finish()
+        channel.mailbox.finish()
         for group in channel.groups { discard(group, channel: name) }
         shard(for: name).unwant(name)
         logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
@@ -217,7 +213,7 @@ final class PubSubEngine: @unchecked Sendable {
         let all = channels
         channels = [:]
         groups = [:]
-        for (_, channel) in all { channel.continuation.finish() }
+        for (_, channel) in all { channel.mailbox.finish() }
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
         continuation.resume()
@@ -232,7 +228,7 @@ final class PubSubEngine: @unchecked Sendable {
         let all = channels
         channels = [:]
         groups = [:]
-        for (_, channel) in all { channel.continuation.finish() }
+        for (_, channel) in all { channel.mailbox.finish() }
         events.finish()
         logger.debug("layer closed")
     }
@@ -240,16 +236,14 @@ final class PubSubEngine: @unchecked Sendable {
     // MARK: Delivery
 
     private func yield(_ message: ChannelMessage, to channel: LocalChannel) {
-        switch channel.continuation.yield(message) {
-        case .enqueued:
+        switch channel.mailbox.deliver(message) {
+        case .handedOver, .buffered:
             statistics.delivered.add(1)
-        case .dropped:
+        case .droppedOldest:
             statistics.delivered.add(1)
             statistics.dropped.add(1)
             warnAboutDrop(channel.name)
-        case .terminated:
-            break
-        @unknown default:
+        case .finished:
             break
         }
     }

@@ -132,6 +132,20 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         try await publish(message, to: channel)
     }
 
+    /// Sends several messages to a channel: pipelined `PUBLISH`es in order, one hand-off to the
+    /// loop and one wait for them all, for bulk producers.
+    ///
+    /// ```swift
+    /// try await layer.send(contentsOf: events.map { ["type": "tick", "n": .int($0)] }, to: channel)
+    /// ```
+    ///
+    /// - Throws: as ``send(_:to:)``, at the first message that fails; messages before it were
+    ///   published, messages after it may or may not have been.
+    public func send(contentsOf messages: some Sequence<ChannelMessage>, to channel: String) async throws {
+        try NameValidation.validateChannel(channel)
+        try await publish(contentsOf: messages, to: channel)
+    }
+
     /// Receives the next message of a channel.
     ///
     /// A channel this layer did not create is subscribed on demand (a "general" channel). Several
@@ -146,9 +160,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     ///   `layerClosed`) or `CancellationError`.
     public func receive(from channel: String) async throws -> ChannelMessage {
         try NameValidation.validateChannel(channel)
-        let handle = try await streamHandle(for: channel)
-        var iterator = handle.stream.makeAsyncIterator()
-        if let message = await iterator.next() { return message }
+        let handle = try await channelHandle(for: channel)
+        if let message = await handle.mailbox.next() { return message }
         if engine.isClosed.load(ordering: .acquiring) { throw ChannelLayerError.closed() }
         try Task.checkCancellation()
         throw ChannelLayerError(.channelClosed, "channel '\(channel)' was closed locally (flushed, or another consumer was cancelled)")
@@ -165,8 +178,12 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// - Throws: ``ChannelLayerError``: `invalidName`, `timeout`, `layerClosed`.
     public func messages(from channel: String) async throws -> ChannelMessageSequence {
         try NameValidation.validateChannel(channel)
-        let handle = try await streamHandle(for: channel)
-        return ChannelMessageSequence(channel: channel, stream: handle.stream, token: ConsumerToken(channel: channel, id: handle.id, engine: engine))
+        let handle = try await channelHandle(for: channel)
+        return ChannelMessageSequence(
+            channel: channel,
+            mailbox: handle.mailbox,
+            token: ConsumerToken(channel: channel, id: handle.id, engine: engine)
+        )
     }
 
     /// Runs `body` with the messages of a channel and cleans the channel up when `body` returns or
@@ -234,6 +251,14 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     public func groupSend(_ message: ChannelMessage, to group: String) async throws {
         try NameValidation.validateGroup(group)
         try await publish(message, to: engine.groupChannel(group))
+    }
+
+    /// Sends several messages to a group: pipelined `PUBLISH`es in order, one wait for them all.
+    ///
+    /// - Throws: as ``send(contentsOf:to:)``.
+    public func groupSend(contentsOf messages: some Sequence<ChannelMessage>, to group: String) async throws {
+        try NameValidation.validateGroup(group)
+        try await publish(contentsOf: messages, to: engine.groupChannel(group))
     }
 
     // MARK: Lifecycle
@@ -311,9 +336,19 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         }
     }
 
-    private func streamHandle(for channel: String) async throws -> PubSubEngine.StreamHandle {
-        try await onLoop { [engine] (continuation: CheckedContinuation<PubSubEngine.StreamHandle, any Error>) in
-            engine.stream(for: channel, continuation: continuation)
+    private func publish(contentsOf messages: some Sequence<ChannelMessage>, to redisChannel: String) async throws {
+        var payloads: [[UInt8]] = []
+        payloads.reserveCapacity(messages.underestimatedCount)
+        for message in messages { payloads.append(try codec.encode(message)) }
+        let batch = payloads
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.publish(to: redisChannel, payloads: batch, continuation: continuation)
+        }
+    }
+
+    private func channelHandle(for channel: String) async throws -> PubSubEngine.ChannelHandle {
+        try await onLoop { [engine] (continuation: CheckedContinuation<PubSubEngine.ChannelHandle, any Error>) in
+            engine.mailbox(for: channel, continuation: continuation)
         }
     }
 

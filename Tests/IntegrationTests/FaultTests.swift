@@ -171,6 +171,12 @@ struct FaultTests {
         }
         let waited = ContinuousClock.now - start
         #expect(waited >= .milliseconds(900) && waited < .seconds(3), "send failed after \(waited)")
+        do {
+            try await layer.send(contentsOf: [["type": "batch.1"], ["type": "batch.2"]], to: channel)
+            Issue.record("a batch during the outage reported success")
+        } catch let error as ChannelLayerError {
+            #expect(error.code == .timeout)
+        }
 
         try await Task.sleep(for: .seconds(2))
         try await server.restart()

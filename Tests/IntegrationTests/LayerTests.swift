@@ -296,6 +296,25 @@ struct LayerTests {
         }
     }
 
+    @Test func batchSendsArriveInOrderAndComplete() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            try await layer.groupAdd("batch-room", channel: channel)
+            let messages = try await layer.messages(from: channel)
+            try await layer.send(contentsOf: (0..<2_000).map { ["n": .int(Int64($0))] as ChannelMessage }, to: channel)
+            try await layer.groupSend(contentsOf: (2_000..<2_500).map { ["n": .int(Int64($0))] as ChannelMessage }, to: "batch-room")
+            try await layer.send(contentsOf: [ChannelMessage](), to: channel)  // empty: returns at once
+            var expected = 0
+            for try await message in messages {
+                #expect(message["n"]?.intValue == expected)
+                expected += 1
+                if expected == 2_500 { break }
+            }
+            #expect(layer.statistics.published == 2_500)
+            await #expect(throws: ChannelLayerError.self) { try await layer.send(contentsOf: [["n": 1]], to: "bad name") }
+        }
+    }
+
     @Test func goldenMsgpackBytesArriveDecoded() async throws {
         try await withLayer { layer, server in
             let channel = try await layer.newChannel()

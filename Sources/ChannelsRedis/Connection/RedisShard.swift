@@ -85,13 +85,14 @@ final class RedisShard: @unchecked Sendable {
     private enum PublisherEntry {
         /// AUTH or PING of the handshake.
         case handshake
-        case publish(Continuation?, deadline: ContinuousClock.Instant)
+        /// `nil` once the timeout sweep failed it: its late reply is ignored.
+        case publish(PublishCompletion?, deadline: ContinuousClock.Instant)
         case probe
     }
     private struct WaitingPublish {
         var channel: String
         var payload: [UInt8]
-        var continuation: Continuation
+        var completion: PublishCompletion
         var deadline: ContinuousClock.Instant
     }
     /// Commands handed to hiredis, in order; replies come back in the same order.
@@ -130,11 +131,33 @@ final class RedisShard: @unchecked Sendable {
             continuation.resume(throwing: ChannelLayerError.closed())
             return
         }
+        enqueue(channel: channel, payload: payload, completion: .single(continuation), deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout))
+    }
+
+    /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
+    /// Redis confirmed them all, or with the first error.
+    func publish(channel: String, payloads: [[UInt8]], continuation: Continuation) {
+        loop.preconditionInLoop()
+        guard !closed else {
+            continuation.resume(throwing: ChannelLayerError.closed())
+            return
+        }
+        guard !payloads.isEmpty else {
+            continuation.resume()
+            return
+        }
+        let batch = PublishBatch(count: payloads.count, continuation: continuation)
         let deadline = ContinuousClock.now.advanced(by: configuration.sendTimeout)
-        if publisher.isReady, publisher.publish(channel: channel, payload: payload) {
-            inFlight.append(.publish(continuation, deadline: deadline))
+        for payload in payloads {
+            enqueue(channel: channel, payload: payload, completion: .batch(batch), deadline: deadline)
+        }
+    }
+
+    private func enqueue(channel: String, payload: [UInt8], completion: PublishCompletion, deadline: ContinuousClock.Instant) {
+        if publisher.isReady, waiting.isEmpty, publisher.publish(channel: channel, payload: payload) {
+            inFlight.append(.publish(completion, deadline: deadline))
         } else {
-            waiting.append(WaitingPublish(channel: channel, payload: payload, continuation: continuation, deadline: deadline))
+            waiting.append(WaitingPublish(channel: channel, payload: payload, completion: completion, deadline: deadline))
             activate()
         }
         armSweep(for: deadline)
@@ -266,9 +289,9 @@ final class RedisShard: @unchecked Sendable {
         // Everything that waited goes out now, pipelined, in order.
         while let entry = waiting.popFirst() {
             if publisher.publish(channel: entry.channel, payload: entry.payload) {
-                inFlight.append(.publish(entry.continuation, deadline: entry.deadline))
+                inFlight.append(.publish(entry.completion, deadline: entry.deadline))
             } else {
-                entry.continuation.resume(throwing: ChannelLayerError(.connectionLost, "the publisher to \(endpoint) went away"))
+                entry.completion.fail(ChannelLayerError(.connectionLost, "the publisher to \(endpoint) went away"))
             }
         }
         updateHealth()
@@ -338,18 +361,18 @@ final class RedisShard: @unchecked Sendable {
                 break
             }
             waiting.removeFirst()
-            first.continuation.resume(throwing: sendTimeoutError())
+            first.completion.fail(sendTimeoutError())
         }
 
         var index = sweptPrefix
         while index < inFlight.count {
-            if case .publish(let continuation, let deadline) = inFlight[index] {
+            if case .publish(let completion, let deadline) = inFlight[index] {
                 if deadline > now {
                     consider(deadline)
                     break
                 }
-                if let continuation {
-                    continuation.resume(throwing: sendTimeoutError())
+                if let completion {
+                    completion.fail(sendTimeoutError())
                     inFlight[index] = .publish(nil, deadline: deadline)
                 }
             }
@@ -451,7 +474,7 @@ final class RedisShard: @unchecked Sendable {
         publisher.close()  // in-flight entries are answered with NULL during this call
         subscriber.close()
         let error = ChannelLayerError.closed()
-        while let entry = waiting.popFirst() { entry.continuation.resume(throwing: error) }
+        while let entry = waiting.popFirst() { entry.completion.fail(error) }
         failInFlight(error)
         failAllSubscribeWaiters(error)
         healthy = false
@@ -459,7 +482,7 @@ final class RedisShard: @unchecked Sendable {
 
     private func failInFlight(_ error: ChannelLayerError) {
         while let entry = inFlight.popFirst() {
-            if case .publish(let continuation?, _) = entry { continuation.resume(throwing: error) }
+            if case .publish(let completion?, _) = entry { completion.fail(error) }
         }
         sweptPrefix = 0
     }
@@ -486,17 +509,24 @@ extension RedisShard: HiredisConnectionDelegate {
         guard let entry = inFlight.popFirst() else { return }
         if sweptPrefix > 0 { sweptPrefix -= 1 }
         switch entry {
-        case .publish(let continuation, _):
-            guard let continuation else { return }  // already failed by the timeout sweep
+        case .publish(let completion, _):
+            guard let completion else { return }  // already failed by the timeout sweep
             guard let reply else {
-                continuation.resume(throwing: closed ? ChannelLayerError.closed() : ChannelLayerError(.connectionLost, "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"))
+                completion.fail(
+                    closed
+                        ? ChannelLayerError.closed()
+                        : ChannelLayerError(
+                            .connectionLost,
+                            "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"
+                        )
+                )
                 return
             }
             if reply.pointee.type == REDIS_REPLY_ERROR {
-                continuation.resume(throwing: ChannelLayerError(.connectionFailed, "Redis refused PUBLISH: \(RedisReply.text(reply) ?? "error")"))
+                completion.fail(ChannelLayerError(.connectionFailed, "Redis refused PUBLISH: \(RedisReply.text(reply) ?? "error")"))
             } else {
                 statistics.published.add(1)
-                continuation.resume()
+                completion.succeed()
             }
         case .handshake:
             guard let reply else { return }
@@ -563,7 +593,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 }
             } else {
                 logger.debug("publisher connect failed", metadata: [LogKey.error: "\(error.message)"])
-                while let entry = waiting.popFirst() { entry.continuation.resume(throwing: error) }
+                while let entry = waiting.popFirst() { entry.completion.fail(error) }
             }
         } else {
             subscriptions.disconnected()
@@ -584,6 +614,52 @@ extension RedisShard: HiredisConnectionDelegate {
             }
         }
         updateHealth()
+    }
+}
+
+/// Who waits for a PUBLISH: one `send`, or one member of a batch.
+private enum PublishCompletion {
+    case single(RedisShard.Continuation)
+    case batch(PublishBatch)
+
+    func succeed() {
+        switch self {
+        case .single(let continuation): continuation.resume()
+        case .batch(let batch): batch.memberSucceeded()
+        }
+    }
+
+    func fail(_ error: ChannelLayerError) {
+        switch self {
+        case .single(let continuation): continuation.resume(throwing: error)
+        case .batch(let batch): batch.fail(error)
+        }
+    }
+}
+
+/// One continuation for many pipelined PUBLISHes: resumed when the last is confirmed, or at the
+/// first failure. Loop-confined.
+private final class PublishBatch {
+    private var remaining: Int
+    private var continuation: RedisShard.Continuation?
+
+    init(count: Int, continuation: RedisShard.Continuation) {
+        self.remaining = count
+        self.continuation = continuation
+    }
+
+    func memberSucceeded() {
+        remaining -= 1
+        if remaining == 0, let continuation {
+            self.continuation = nil
+            continuation.resume()
+        }
+    }
+
+    func fail(_ error: ChannelLayerError) {
+        guard let continuation else { return }
+        self.continuation = nil
+        continuation.resume(throwing: error)
     }
 }
 
