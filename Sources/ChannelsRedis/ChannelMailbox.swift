@@ -18,8 +18,8 @@ final class ChannelMailbox: @unchecked Sendable {
     // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     enum Delivery {
-        /// Handed straight to a waiting consumer.
-        case handedOver
+        /// Buffered, and consumers are waiting: call ``wakeWaiters()`` (soon, once per batch).
+        case needsWake
         /// Buffered.
         case buffered
         /// Buffered, and the oldest buffered message was dropped to make room.
@@ -63,17 +63,21 @@ final class ChannelMailbox: @unchecked Sendable {
 
     // MARK: Producer (the loop thread)
 
-    /// Puts a message in: to the longest-waiting consumer if there is one, else into the buffer.
+    /// Puts a message into the buffer.
+    ///
+    /// Waiting consumers are not resumed here: resuming wakes a thread (a futex call), and when a
+    /// consumer keeps up that would be one wake per message. The engine calls ``wakeWaiters()`` once
+    /// per batch of replies instead, and a woken consumer takes the rest from the buffer.
     func deliver(_ message: ChannelMessage) -> Delivery {
         pthread_mutex_lock(mutex)
         if finished {
             pthread_mutex_unlock(mutex)
             return .finished
         }
-        if let waiter = waiters.popFirst() {
+        if !waiters.isEmpty {
+            buffer.append(message)
             pthread_mutex_unlock(mutex)
-            waiter.continuation.resume(returning: message)  // outside the lock
-            return .handedOver
+            return .needsWake
         }
         var dropped = false
         if buffer.count >= capacity {
@@ -83,6 +87,21 @@ final class ChannelMailbox: @unchecked Sendable {
         buffer.append(message)
         pthread_mutex_unlock(mutex)
         return dropped ? .droppedOldest : .buffered
+    }
+
+    /// Hands buffered messages to waiting consumers, longest-waiting first.
+    func wakeWaiters() {
+        pthread_mutex_lock(mutex)
+        guard !waiters.isEmpty, !buffer.isEmpty else {
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        var handed: [(Waiter, ChannelMessage)] = []
+        while !waiters.isEmpty, let message = buffer.popFirst() {
+            handed.append((waiters.removeFirst(), message))
+        }
+        pthread_mutex_unlock(mutex)
+        for (waiter, message) in handed { waiter.continuation.resume(returning: message) }  // outside the lock
     }
 
     /// Ends the mailbox: waiting and later consumers get `nil` at once. Buffered messages are

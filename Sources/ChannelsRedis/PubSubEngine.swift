@@ -39,6 +39,7 @@ final class PubSubEngine: @unchecked Sendable {
     private var channels: [String: LocalChannel] = [:]
     private var groups: [String: Set<String>] = [:]
     private var nextChannelID: UInt64 = 0
+    private var mailboxesToWake: [ObjectIdentifier: ChannelMailbox] = [:]
     private var lastDropWarning: ContinuousClock.Instant?
 
     init(
@@ -237,7 +238,10 @@ final class PubSubEngine: @unchecked Sendable {
 
     private func yield(_ message: ChannelMessage, to channel: LocalChannel) {
         switch channel.mailbox.deliver(message) {
-        case .handedOver, .buffered:
+        case .needsWake:
+            statistics.delivered.add(1)
+            scheduleWake(channel.mailbox)
+        case .buffered:
             statistics.delivered.add(1)
         case .droppedOldest:
             statistics.delivered.add(1)
@@ -246,6 +250,19 @@ final class PubSubEngine: @unchecked Sendable {
         case .finished:
             break
         }
+    }
+
+    /// Wakes waiting consumers once per batch: after hiredis has handed over every reply it parsed
+    /// from the current read (the job runs when the read callback has returned).
+    private func scheduleWake(_ mailbox: ChannelMailbox) {
+        if mailboxesToWake.isEmpty {
+            loop.execute { [self] in
+                let mailboxes = mailboxesToWake
+                mailboxesToWake.removeAll(keepingCapacity: true)
+                for (_, mailbox) in mailboxes { mailbox.wakeWaiters() }
+            }
+        }
+        mailboxesToWake[ObjectIdentifier(mailbox)] = mailbox
     }
 
     private func warnAboutDrop(_ name: String) {

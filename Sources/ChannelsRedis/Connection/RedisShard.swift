@@ -31,7 +31,9 @@ final class RedisShard: @unchecked Sendable {
     private let loop: LibeventLoop
     private let configuration: RedisPubSubChannelLayer.Configuration
     private var logger: Logger
-    weak var delegate: (any RedisShardDelegate)?
+    /// Unowned: the engine owns its shards for as long as they exist (a weak load per message shows
+    /// in profiles).
+    unowned(unsafe) var delegate: (any RedisShardDelegate)?
     private let statistics: LayerStatistics
 
     private let publisher: HiredisConnection
@@ -314,7 +316,7 @@ final class RedisShard: @unchecked Sendable {
             if everHealthy {
                 statistics.reconnects.add(1)
                 logger.warning("reconnected")
-                delegate?.shardDidReconnect(self)
+                delegate!.shardDidReconnect(self)
             }
             everHealthy = true
         } else {
@@ -326,7 +328,7 @@ final class RedisShard: @unchecked Sendable {
         if !nowHealthy, everHealthy {
             let error = lastError ?? ChannelLayerError(.connectionLost, "lost connection to \(endpoint)")
             logger.warning("disconnected", metadata: [LogKey.error: "\(error.message)"])
-            delegate?.shard(self, didDisconnectWithError: error)
+            delegate!.shard(self, didDisconnectWithError: error)
         }
     }
 
@@ -561,7 +563,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 return
             }
             statistics.received.add(1)
-            delegate?.shard(self, didReceiveMessage: RedisReply.bytes(thirdReply), on: channel)
+            delegate!.shard(self, didReceiveMessage: RedisReply.bytes(thirdReply), on: channel)
         case .subscribe:
             let name = String(decoding: channel, as: UTF8.self)
             if name != internalChannel { perform(subscriptions.subscribeConfirmed(name)) }

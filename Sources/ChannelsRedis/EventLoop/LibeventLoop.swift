@@ -96,6 +96,7 @@ final class LibeventLoop: @unchecked Sendable {
 
     private func threadMain(_ start: ThreadStart) {
         threadID.store(UInt(pthread_self()), ordering: .releasing)
+        chiredis_set_thread_name(String(start.name.prefix(15)))
         guard let base = event_base_new() else {
             start.ready.withLock { $0 = ReadyState(done: true, error: "event_base_new failed") }
             return
