@@ -143,8 +143,10 @@ def rows_for(results):
     """(label, better, kind, {impl: (workload, field, match)})"""
     rows = []
 
-    def same(workload, field, **match):
-        return {i: (workload, field, match) for i in ("swift", "c-hiredis", "channels_redis")}
+    def same(workload, field, on_loop=False, **match):
+        row = {i: (workload, field, match) for i in ("swift", "c-hiredis", "channels_redis")}
+        row["swift"] = (workload, field, {**match, "on_loop": on_loop})
+        return row
 
     tp = same("throughput", "msgs_per_sec")
     tp["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1})
@@ -159,6 +161,11 @@ def rows_for(results):
     pp = same("pingpong", "msgs_per_sec")
     pp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
     rows.append(("ping-pong, msgs/s (one sender, wait for each)", "↑", "rate", pp))
+    on_loop = any(r.get("on_loop") is True for r in results)
+    if on_loop:
+        pl = same("pingpong", "msgs_per_sec", on_loop=True)
+        pl["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
+        rows.append(("ping-pong, msgs/s (Swift task on layer.taskExecutor)", "↑", "rate", pl))
     rates = sorted({r["rate"] for r in results if r.get("workload") == "latency" and is_number(r.get("rate"))})
     for rate in rates:
         for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
@@ -167,6 +174,10 @@ def rows_for(results):
                      same("latency", "achieved_rate", rate=rate)))
         rows.append((f"latency @{rate:,.0f}/s received, msgs/s", "↑", "rate",
                      same("latency", "recv_rate", rate=rate)))
+        if on_loop:
+            for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                rows.append((f"latency @{rate:,.0f}/s {name}, µs (Swift tasks on layer.taskExecutor)", "↓", "us",
+                             same("latency", field, on_loop=True, rate=rate)))
     for k in sorted({r["members"] for r in results if r.get("workload") == "fanout" and is_number(r.get("members"))}):
         rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate",
                      same("fanout", "deliveries_per_sec", members=k)))

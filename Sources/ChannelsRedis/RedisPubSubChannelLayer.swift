@@ -295,6 +295,22 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         events.stream()
     }
 
+    /// The layer's loop thread as a `TaskExecutor`, for latency-sensitive consumers.
+    ///
+    /// A task that prefers it runs on the thread that does the layer's I/O, as code on a SwiftNIO
+    /// event loop does: resuming it when a message arrives needs no thread wake-up, and its calls
+    /// into the layer skip the cross-thread queue. In exchange it must not block or run long: while
+    /// it runs, the layer does no I/O.
+    ///
+    /// ```swift
+    /// try await withTaskExecutorPreference(layer.taskExecutor) {
+    ///     for try await message in try await layer.messages(from: me) {
+    ///         try await layer.send(["type": "pong"], to: message["reply_to"]!.stringValue!)
+    ///     }
+    /// }
+    /// ```
+    public var taskExecutor: any TaskExecutor { loop }
+
     /// Counters since the layer was created.
     public var statistics: Statistics {
         let storage = statisticsStorage
@@ -358,7 +374,9 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     ) async throws -> Value {
         guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
         return try await withCheckedThrowingContinuation { continuation in
-            if !loop.execute({ body(continuation) }) {
+            if loop.inLoop {
+                body(continuation)  // already on the loop (a task preferring `taskExecutor`)
+            } else if !loop.execute({ body(continuation) }) {
                 continuation.resume(throwing: ChannelLayerError.closed())
             }
         }

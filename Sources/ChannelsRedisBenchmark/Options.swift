@@ -4,7 +4,7 @@ let usageText = """
     usage: channels-redis-bench --port P [--host 127.0.0.1]
                --workload throughput|pingpong|latency|fanout|scale|memory
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
-               [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--resubscribe]
+               [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
@@ -14,6 +14,7 @@ let usageText = """
 
       --senders S        concurrent sender tasks (throughput, scale, fanout; default 8)
       --batch B          newChannel() calls in flight at once (scale, memory, fanout; default 1000)
+      --on-loop          pingpong, latency: run the workload's tasks on the layer's loop (layer.taskExecutor)
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
@@ -42,6 +43,7 @@ struct Options: Sendable {
     var channels = 10_000
     var batch = 1000
     var sendBatch = 1
+    var onLoop = false
     var resubscribe = false
     var stampAtSpawn = false
     var timeout = 120.0
@@ -104,6 +106,7 @@ struct Options: Sendable {
             case "--channels": channels = try integer(flag, minimum: 1)
             case "--batch": batch = try integer(flag, minimum: 1)
             case "--send-batch": sendBatch = try integer(flag, minimum: 1)
+            case "--on-loop": onLoop = true
             case "--timeout": timeout = try positive(flag)
             default: throw Invalid(message: "unknown argument \(flag)")
             }

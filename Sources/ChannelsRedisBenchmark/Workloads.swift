@@ -80,6 +80,8 @@ enum Payload {
 // MARK: - Running
 
 struct Bench: Sendable {
+    /// With --on-loop: the layer's loop thread, preferred by every task the workload runs.
+    var preferredExecutor: (any TaskExecutor)? { options.onLoop ? layer.taskExecutor : nil }
     let options: Options
     let layer: RedisPubSubChannelLayer
     let progress: Progress
@@ -138,12 +140,15 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         switch workload {
         case .throughput: try await throughput(bench, extraChannels: 0, into: &fields)
         case .scale: try await throughput(bench, extraChannels: options.extraChannels, into: &fields)
-        case .pingpong: try await pingpong(bench, into: &fields)
-        case .latency: try await latency(bench, into: &fields)
+        case .pingpong:
+            try await withTaskExecutorPreference(bench.preferredExecutor) { try await pingpong(bench, into: &fields) }
+        case .latency:
+            try await withTaskExecutorPreference(bench.preferredExecutor) { try await latency(bench, into: &fields) }
         case .fanout: try await fanout(bench, into: &fields)
         case .memory: try await memory(bench, into: &fields)
         }
         json.add("ok", true)
+        json.add("on_loop", options.onLoop)
         var line = json.string
         line.removeLast()
         let rest = fields.string.dropFirst().dropLast()
@@ -306,7 +311,7 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
 
     progress.enter("latency")
     let allReceived = Event()
-    let receiver = Task { () -> (samples: [UInt64], last: UInt64, foreign: Int) in
+    let receiver = Task(executorPreference: bench.preferredExecutor) { () -> (samples: [UInt64], last: UInt64, foreign: Int) in
         var samples: [UInt64] = []
         samples.reserveCapacity(total)
         var last: UInt64 = 0
@@ -339,6 +344,7 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
     // cooperative pool shows up as send lag instead. With --stamp spawn it is stamped on the pacer
     // thread before the task is created, so that hop counts as latency.
     let stampAtSpawn = bench.options.stampAtSpawn
+    let preferred = bench.preferredExecutor
     let sendsDone = Countdown(total)
     let sendError = FirstError()
     let maxLag = MaxTracker()
@@ -352,7 +358,7 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
                 let deadline = start + UInt64(Double(index) * 1e9 / rate)
                 if nowNs() < deadline { sleepUntil(deadline) }
                 let spawned = nowNs()
-                Task {
+                Task(executorPreference: preferred) {
                     let stamp = stampAtSpawn ? spawned : nowNs()
                     maxLag.record(stamp >= deadline ? stamp - deadline : 0)
                     lastSendStart.record(stamp)

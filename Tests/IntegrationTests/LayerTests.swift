@@ -315,6 +315,33 @@ struct LayerTests {
         }
     }
 
+    @Test func tasksPreferringTheLayersExecutorRunOnItsLoop() async throws {
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            let messages = try await layer.messages(from: channel)
+            let received = try await withTaskExecutorPreference(layer.taskExecutor) {
+                var iterator = messages.makeAsyncIterator()
+                var count = 0
+                for index in 0..<200 {
+                    try await layer.send(["n": .int(Int64(index))], to: channel)
+                    if try await iterator.next()?["n"]?.intValue == index { count += 1 }
+                }
+                return count
+            }
+            #expect(received == 200)
+            // A task waiting on the loop when the layer closes still ends.
+            let waiting = Task(executorPreference: layer.taskExecutor) { try await layer.receive(from: channel) }
+            try await Task.sleep(for: .milliseconds(50))
+            await layer.close()
+            do {
+                _ = try await waiting.value
+                Issue.record("receive returned after close")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .layerClosed)
+            }
+        }
+    }
+
     @Test func goldenMsgpackBytesArriveDecoded() async throws {
         try await withLayer { layer, server in
             let channel = try await layer.newChannel()

@@ -257,6 +257,21 @@ final class LibeventLoop: @unchecked Sendable {
     }
 }
 
+// MARK: - Task executor
+
+/// Tasks can prefer the loop thread (`withTaskExecutorPreference`), as SwiftNIO's event loops allow:
+/// then resuming them from a hiredis callback is a local enqueue instead of a thread wake-up, and
+/// their calls into the layer skip the cross-thread queue. Such tasks must not block.
+extension LibeventLoop: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let accepted = execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        // After shutdown there is no loop thread: run the job on the global executor instead, so
+        // the task (which can only find the layer closed) is not lost.
+        if !accepted { Task.detached { job.runSynchronously(on: globalConcurrentExecutor.asUnownedTaskExecutor()) } }
+    }
+}
+
 /// A one-shot libevent timer. Loop thread only; the loop keeps it alive until it fires or is cancelled.
 final class LoopTimer: @unchecked Sendable {
     // @unchecked Sendable: loop-confined; created, fired and cancelled only on the loop thread.
