@@ -37,7 +37,9 @@ final class PubSubEngine: @unchecked Sendable {
     /// apart from a channel that was cleaned up.
     let isClosed = Atomic<Bool>(false)
     private var channels: [String: LocalChannel] = [:]
-    private var groups: [String: Set<String>] = [:]
+    /// Group name → its local members. References, not names: fanning a message out to a group is
+    /// then a walk over channels, with no hashing of member names per delivery.
+    private var groups: [String: [ObjectIdentifier: LocalChannel]] = [:]
     private var nextChannelID: UInt64 = 0
     private var mailboxesToWake: [ObjectIdentifier: ChannelMailbox] = [:]
     private var lastDropWarning: ContinuousClock.Instant?
@@ -166,7 +168,7 @@ final class PubSubEngine: @unchecked Sendable {
             )
         }
         channel.groups.insert(group)
-        groups[group, default: []].insert(name)
+        groups[group, default: [:]][ObjectIdentifier(channel)] = channel
         let redisChannel = groupChannel(group)
         let id = channel.id
         shard(for: redisChannel).want(redisChannel) { [weak self] error in
@@ -190,8 +192,13 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     private func discard(_ group: String, channel name: String) {
-        channels[name]?.groups.remove(group)
-        guard groups[group]?.remove(name) != nil else { return }
+        guard let channel = channels[name] else { return }
+        discard(group, channel: channel)
+    }
+
+    private func discard(_ group: String, channel: LocalChannel) {
+        channel.groups.remove(group)
+        guard groups[group]?.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return }
         if groups[group]!.isEmpty {
             groups[group] = nil
             let redisChannel = groupChannel(group)
@@ -203,7 +210,7 @@ final class PubSubEngine: @unchecked Sendable {
         guard !closed, let channel = channels[name], channel.id == id else { return }
         channels[name] = nil
         channel.mailbox.finish()
-        for group in channel.groups { discard(group, channel: name) }
+        for group in channel.groups { discard(group, channel: channel) }
         shard(for: name).unwant(name)
         logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
     }
@@ -292,7 +299,7 @@ extension PubSubEngine: RedisShardDelegate {
     func shard(_ shard: RedisShard, didReceiveMessage payload: UnsafeRawBufferPointer, on channelBytes: UnsafeRawBufferPointer) {
         let name = String(decoding: channelBytes, as: UTF8.self)
         let direct = channels[name]
-        var members: Set<String>?
+        var members: [ObjectIdentifier: LocalChannel]?
         if isGroupChannel(channelBytes) {
             members = groups[String(name.utf8.dropFirst(groupPrefixBytes.count))!]
         }
@@ -315,9 +322,7 @@ extension PubSubEngine: RedisShardDelegate {
         }
         if let direct { yield(message, to: direct) }
         if let members {
-            for member in members {
-                if let channel = channels[member] { yield(message, to: channel) }
-            }
+            for channel in members.values { yield(message, to: channel) }
         }
     }
 
