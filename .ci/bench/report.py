@@ -127,6 +127,8 @@ def fmt(v, kind):
         return f"{v:,.0f}"
     if kind == "us":
         return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
+    if kind == "seconds":
+        return f"{v:,.2f}"
     if kind == "bytes":
         return f"{v:,.0f}"
     return f"{v:g}"
@@ -188,6 +190,9 @@ def rows_for(results):
     for k in sorted({r["channels"] for r in results if r.get("workload") == "memory" and is_number(r.get("channels"))}):
         rows.append((f"memory per idle channel ({k:,} channels), bytes", "↓", "bytes",
                      same("memory", "bytes_per_channel", channels=k)))
+        if any(r.get("workload") == "memory" and r.get("channels") == k and is_number(r.get("resubscribe_seconds")) for r in results):
+            rows.append((f"resubscribe all {k:,} channels after their connection is killed, s", "↓", "seconds",
+                         same("memory", "resubscribe_seconds", channels=k)))
     return rows
 
 

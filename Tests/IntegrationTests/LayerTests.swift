@@ -43,6 +43,18 @@ func subscriberCount(_ server: RedisServer, _ channel: String) async throws -> I
     return reply.array?.last?.integer ?? -1
 }
 
+/// A user-defined wire format: JSON text with a one-byte version prefix.
+struct PrefixedJSONSerializer: ChannelMessageSerializer {
+    func serialize(_ message: ChannelMessage) throws(ChannelLayerError) -> [UInt8] {
+        [0x01] + (try JSONSerializer().serialize(message))
+    }
+
+    func deserialize(_ bytes: UnsafeRawBufferPointer) throws(ChannelLayerError) -> ChannelMessage {
+        guard bytes.first == 0x01 else { throw ChannelLayerError(.decodingFailed, "unknown version") }
+        return try JSONSerializer().deserialize(UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
+    }
+}
+
 @Suite("Channel layer", .timeLimit(.minutes(3)))
 struct LayerTests {
     @Test func sendsAndReceives() async throws {
@@ -339,6 +351,19 @@ struct LayerTests {
             } catch let error as ChannelLayerError {
                 #expect(error.code == .layerClosed)
             }
+        }
+    }
+
+    @Test func aCustomSerializerIsUsedOnTheWire() async throws {
+        try await withLayer(configure: { $0.serializer = .custom(PrefixedJSONSerializer()) }) { layer, server in
+            let channel = try await layer.newChannel()
+            try await layer.send(["type": "custom", "n": 1], to: channel)
+            #expect(try await layer.receive(from: channel) == ["type": "custom", "n": 1])
+            // Bytes in another format are counted and skipped, and the channel goes on.
+            _ = try await server.command([Array("PUBLISH".utf8), Array(channel.utf8), Array("{}".utf8)])
+            _ = try await server.command([Array("PUBLISH".utf8), Array(channel.utf8), [0x01] + Array("{\"type\": \"raw\"}".utf8)])
+            #expect(try await layer.receive(from: channel)["type"]?.stringValue == "raw")
+            #expect(layer.statistics.undecodableMessages == 1)
         }
     }
 
