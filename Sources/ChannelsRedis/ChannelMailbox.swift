@@ -28,11 +28,21 @@ final class ChannelMailbox: @unchecked Sendable {
         case finished
     }
 
-    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<ChannelMessage?, Never>)
+    /// What the buffer holds: a decoded message (group messages, decoded once for all members), or
+    /// the bytes of a message only this channel gets, decoded by the consumer that takes it, on
+    /// its own core instead of the loop thread (still once per Redis message).
+    enum Entry: Sendable {
+        case message(ChannelMessage)
+        case encoded([UInt8])
+    }
+
+    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Entry?, Never>)
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let capacity: Int
-    private var buffer: Deque<ChannelMessage> = []
+    private var buffer: Deque<Entry> = []
+    /// Decodes `.encoded` entries; `nil` for bytes that do not decode (it logs and counts them).
+    private let decode: @Sendable ([UInt8]) -> ChannelMessage?
     private var waiters: Deque<Waiter> = []
     private var cancelledWaiters: Set<UInt64> = []
     private var nextWaiterID: UInt64 = 0
@@ -41,8 +51,9 @@ final class ChannelMailbox: @unchecked Sendable {
     /// cancelled `receive` unsubscribes in Python.
     private var onCancel: (@Sendable () -> Void)?
 
-    init(capacity: Int, onCancel: @escaping @Sendable () -> Void) {
+    init(capacity: Int, decode: @escaping @Sendable ([UInt8]) -> ChannelMessage?, onCancel: @escaping @Sendable () -> Void) {
         self.capacity = capacity
+        self.decode = decode
         self.onCancel = onCancel
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -68,7 +79,7 @@ final class ChannelMailbox: @unchecked Sendable {
     /// Waiting consumers are not resumed here: resuming wakes a thread (a futex call), and when a
     /// consumer keeps up that would be one wake per message. The engine calls ``wakeWaiters()`` once
     /// per batch of replies instead, and a woken consumer takes the rest from the buffer.
-    func deliver(_ message: ChannelMessage) -> Delivery {
+    func deliver(_ message: Entry) -> Delivery {
         pthread_mutex_lock(mutex)
         if finished {
             pthread_mutex_unlock(mutex)
@@ -96,7 +107,7 @@ final class ChannelMailbox: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             return
         }
-        var handed: [(Waiter, ChannelMessage)] = []
+        var handed: [(Waiter, Entry)] = []
         while !waiters.isEmpty, let message = buffer.popFirst() {
             handed.append((waiters.removeFirst(), message))
         }
@@ -123,8 +134,19 @@ final class ChannelMailbox: @unchecked Sendable {
     // MARK: Consumers (any task)
 
     /// The next message, or `nil` once the mailbox is finished. When the calling task is cancelled
-    /// while waiting, returns `nil` and finishes the mailbox (the channel is cleaned up).
+    /// while waiting, returns `nil` and finishes the mailbox (the channel is cleaned up). Bytes that
+    /// do not decode are skipped (logged and counted by `decode`).
     func next() async -> ChannelMessage? {
+        while let entry = await nextEntry() {
+            switch entry {
+            case .message(let message): return message
+            case .encoded(let bytes): if let message = decode(bytes) { return message }
+            }
+        }
+        return nil
+    }
+
+    private func nextEntry() async -> Entry? {
         // Fast path: no suspension, no continuation, when something is buffered.
         pthread_mutex_lock(mutex)
         if let message = buffer.popFirst() {
@@ -140,7 +162,7 @@ final class ChannelMailbox: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
 
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<ChannelMessage?, Never>) in
+            await withCheckedContinuation { (continuation: CheckedContinuation<Entry?, Never>) in
                 pthread_mutex_lock(mutex)
                 if let message = buffer.popFirst() {
                     pthread_mutex_unlock(mutex)

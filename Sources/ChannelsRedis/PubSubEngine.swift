@@ -138,7 +138,7 @@ final class PubSubEngine: @unchecked Sendable {
         // A cancelled consumer cleans the channel up. Strong capture: the cycle engine → channel →
         // mailbox → closure ends when the mailbox is finished, which removing the channel does, and
         // `close()` (or the layer's deinit) removes every channel.
-        let mailbox = ChannelMailbox(capacity: configuration.capacity) { [loop, engine = self] in
+        let mailbox = ChannelMailbox(capacity: configuration.capacity, decode: decoder(for: name)) { [loop, engine = self] in
             loop.execute { engine.removeChannel(name, id: id) }
         }
         let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
@@ -243,7 +243,7 @@ final class PubSubEngine: @unchecked Sendable {
 
     // MARK: Delivery
 
-    private func yield(_ message: ChannelMessage, to channel: LocalChannel) {
+    private func yield(_ message: ChannelMailbox.Entry, to channel: LocalChannel) {
         switch channel.mailbox.deliver(message) {
         case .needsWake:
             statistics.delivered.add(1)
@@ -261,6 +261,25 @@ final class PubSubEngine: @unchecked Sendable {
 
     /// Wakes waiting consumers once per batch: after hiredis has handed over every reply it parsed
     /// from the current read (the job runs when the read callback has returned).
+    /// Decodes a channel's messages on the consumer's side; undecodable ones are logged, counted, skipped.
+    private func decoder(for name: String) -> @Sendable ([UInt8]) -> ChannelMessage? {
+        { [codec, statistics, logger] bytes in
+            let result = bytes.withUnsafeBytes { raw in Result { () throws(ChannelLayerError) in try codec.decode(raw) } }
+            switch result {
+            case .success(let message):
+                return message
+            case .failure(let error):
+                PubSubEngine.skippedUndecodable(error, channel: name, statistics: statistics, logger: logger)
+                return nil
+            }
+        }
+    }
+
+    private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
+        statistics.undecodable.add(1)
+        logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
+    }
+
     private func scheduleWake(_ mailbox: ChannelMailbox) {
         if mailboxesToWake.isEmpty {
             loop.execute { [self] in
@@ -308,22 +327,21 @@ extension PubSubEngine: RedisShardDelegate {
             statistics.unroutable.add(1)
             return
         }
-        // Decoded once per Redis message, however many local channels get it.
+        // Decoded once per Redis message. A message only one local channel gets is decoded by the
+        // consumer that takes it, on its own core: the loop thread is the layer's bottleneck.
+        guard let members, !members.isEmpty else {
+            if let direct { yield(.encoded(Array(payload)), to: direct) }
+            return
+        }
         let message: ChannelMessage
         do {
             message = try codec.decode(payload)
         } catch {
-            statistics.undecodable.add(1)
-            logger.warning(
-                "skipped a message that could not be decoded",
-                metadata: [LogKey.channel: "\(name)", LogKey.error: "\(error.message)"]
-            )
+            PubSubEngine.skippedUndecodable(error, channel: name, statistics: statistics, logger: logger)
             return
         }
-        if let direct { yield(message, to: direct) }
-        if let members {
-            for channel in members.values { yield(message, to: channel) }
-        }
+        if let direct { yield(.message(message), to: direct) }
+        for channel in members.values { yield(.message(message), to: channel) }
     }
 
     func shard(_ shard: RedisShard, didDisconnectWithError error: ChannelLayerError) {
@@ -337,7 +355,7 @@ extension PubSubEngine: RedisShardDelegate {
     }
 
     private func broadcast(_ message: ChannelMessage) {
-        for (_, channel) in channels { yield(message, to: channel) }
+        for (_, channel) in channels { yield(.message(message), to: channel) }
     }
 }
 
