@@ -4,6 +4,18 @@ import DequeModule
 import Glibc
 #endif
 
+/// Who a mailbox reports to: decoding its `.encoded` entries, and a cancelled consumer.
+///
+/// One shared object rather than closures per mailbox: a WebSocket server holds one channel per
+/// connection, and two closure contexts per channel were a seventh of an idle channel's memory.
+protocol ChannelMailboxOwner: AnyObject, Sendable {
+    /// Decodes bytes taken from `channel`'s mailbox; `nil` (logged and counted) when they do not decode.
+    func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage?
+    /// A consumer of the channel was cancelled while waiting: clean the channel up (as a cancelled
+    /// `receive` unsubscribes in Python).
+    func consumerCancelled(channel: String, id: UInt64)
+}
+
 /// The buffer of one local channel: the loop thread delivers, any number of consumer tasks take, in
 /// FIFO order, each message going to exactly one of them.
 ///
@@ -41,20 +53,20 @@ final class ChannelMailbox: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let capacity: Int
     private var buffer: Deque<Entry> = []
-    /// Decodes `.encoded` entries; `nil` for bytes that do not decode (it logs and counts them).
-    private let decode: @Sendable ([UInt8]) -> ChannelMessage?
+    private let channel: String
+    private let channelID: UInt64
+    /// Weak: the owner (the engine) finishes every mailbox before it goes.
+    private weak let owner: (any ChannelMailboxOwner)?
     private var waiters: Deque<Waiter> = []
     private var cancelledWaiters: Set<UInt64> = []
     private var nextWaiterID: UInt64 = 0
     private var finished = false
-    /// Runs (once) when a waiting consumer is cancelled: the engine cleans the channel up, as a
-    /// cancelled `receive` unsubscribes in Python.
-    private var onCancel: (@Sendable () -> Void)?
 
-    init(capacity: Int, decode: @escaping @Sendable ([UInt8]) -> ChannelMessage?, onCancel: @escaping @Sendable () -> Void) {
+    init(capacity: Int, channel: String, id: UInt64, owner: any ChannelMailboxOwner) {
         self.capacity = capacity
-        self.decode = decode
-        self.onCancel = onCancel
+        self.channel = channel
+        self.channelID = id
+        self.owner = owner
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -122,7 +134,6 @@ final class ChannelMailbox: @unchecked Sendable {
             finished = true
             buffer.removeAll()
             cancelledWaiters.removeAll()
-            onCancel = nil
             defer { waiters.removeAll() }
             return waiters
         }
@@ -140,7 +151,9 @@ final class ChannelMailbox: @unchecked Sendable {
         while let entry = await nextEntry() {
             switch entry {
             case .message(let message): return message
-            case .encoded(let bytes): if let message = decode(bytes) { return message }
+            case .encoded(let bytes):
+                guard let owner else { return nil }
+                if let message = owner.decode(bytes, forChannel: channel) { return message }
             }
         }
         return nil
@@ -189,9 +202,9 @@ final class ChannelMailbox: @unchecked Sendable {
             // Cancelled before it registered: the registration will see this and not wait.
             cancelledWaiters.insert(id)
         }
-        let onCancel = self.onCancel
+        let wasFinished = finished
         pthread_mutex_unlock(mutex)
         cancelled?.continuation.resume(returning: nil)
-        onCancel?()
+        if !wasFinished { owner?.consumerCancelled(channel: channel, id: channelID) }
     }
 }

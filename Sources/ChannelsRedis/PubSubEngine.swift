@@ -29,7 +29,7 @@ final class PubSubEngine: @unchecked Sendable {
     let events: ConnectionEventBroadcaster
     let groupPrefix: String
     private let groupPrefixBytes: [UInt8]
-    private var logger: Logger
+    private let logger: Logger
     private var shards: [RedisShard] = []
 
     private var closed = false
@@ -135,12 +135,7 @@ final class PubSubEngine: @unchecked Sendable {
     private func makeChannel(_ name: String) -> LocalChannel {
         nextChannelID &+= 1
         let id = nextChannelID
-        // A cancelled consumer cleans the channel up. Strong capture: the cycle engine → channel →
-        // mailbox → closure ends when the mailbox is finished, which removing the channel does, and
-        // `close()` (or the layer's deinit) removes every channel.
-        let mailbox = ChannelMailbox(capacity: configuration.capacity, decode: decoder(for: name)) { [loop, engine = self] in
-            loop.execute { engine.removeChannel(name, id: id) }
-        }
+        let mailbox = ChannelMailbox(capacity: configuration.capacity, channel: name, id: id, owner: self)
         let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
         if let previous = channels.updateValue(channel, forKey: name) {
             previous.mailbox.finish()
@@ -261,20 +256,6 @@ final class PubSubEngine: @unchecked Sendable {
 
     /// Wakes waiting consumers once per batch: after hiredis has handed over every reply it parsed
     /// from the current read (the job runs when the read callback has returned).
-    /// Decodes a channel's messages on the consumer's side; undecodable ones are logged, counted, skipped.
-    private func decoder(for name: String) -> @Sendable ([UInt8]) -> ChannelMessage? {
-        { [codec, statistics, logger] bytes in
-            let result = bytes.withUnsafeBytes { raw in Result { () throws(ChannelLayerError) in try codec.decode(raw) } }
-            switch result {
-            case .success(let message):
-                return message
-            case .failure(let error):
-                PubSubEngine.skippedUndecodable(error, channel: name, statistics: statistics, logger: logger)
-                return nil
-            }
-        }
-    }
-
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
         statistics.undecodable.add(1)
         logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
@@ -313,6 +294,25 @@ final class PubSubEngine: @unchecked Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension PubSubEngine: ChannelMailboxOwner {
+    /// Runs on the consumer's task: decodes a message only this channel got.
+    func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(ChannelLayerError) in try codec.decode(raw) } }
+        switch result {
+        case .success(let message):
+            return message
+        case .failure(let error):
+            PubSubEngine.skippedUndecodable(error, channel: channel, statistics: statistics, logger: logger)
+            return nil
+        }
+    }
+
+    /// Runs on the consumer's task: hands the cleanup to the loop.
+    func consumerCancelled(channel: String, id: UInt64) {
+        loop.execute { [self] in removeChannel(channel, id: id) }
+    }
+}
 
 extension PubSubEngine: RedisShardDelegate {
     func shard(_ shard: RedisShard, didReceiveMessage payload: UnsafeRawBufferPointer, on channelBytes: UnsafeRawBufferPointer) {

@@ -747,16 +747,7 @@ private func swiftReceive(
     from channel: String,
     within timeout: Duration = .seconds(15)
 ) async throws -> ChannelMessage {
-    let message = try await withThrowingTaskGroup(of: ChannelMessage?.self) { group in
-        group.addTask { try await layer.receive(from: channel) }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-    guard let message else {
+    guard let message = try await receive(layer, from: channel, within: timeout) else {
         throw InteropFailure("Swift received nothing on \(channel) within \(timeout) (undecodable so far: \(layer.statistics.undecodableMessages))")
     }
     return message
