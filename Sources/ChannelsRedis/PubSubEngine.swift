@@ -6,9 +6,10 @@ import Synchronization
 /// The public API submits work with `loop.execute` and awaits a continuation; hiredis callbacks
 /// route messages here on the loop thread. So the delivery path takes no lock of ours.
 final class PubSubEngine: @unchecked Sendable {
-    // @unchecked Sendable: every method and property is used only on `loop`'s thread (checked by
-    // `loop.preconditionInLoop()`); references cross threads only to be handed back to the loop in
-    // jobs. `loop`, `codec`, `configuration`, `statistics` and `events` are immutable or Sendable.
+    // @unchecked Sendable: every `var` is used only on `loop`'s thread (the public API reaches it
+    // through jobs; hiredis callbacks run there). The exceptions run on consumer tasks and touch
+    // only immutable or Sendable members: `decode(_:forChannel:)` and `consumerCancelled` (the
+    // `ChannelMailboxOwner` side: `codec`, `statistics`, `logger`, `loop`) and `isClosed` (an Atomic).
     final class LocalChannel {
         let name: String
         let id: UInt64
@@ -247,7 +248,7 @@ final class PubSubEngine: @unchecked Sendable {
             statistics.delivered.add(1)
         case .droppedOldest:
             statistics.delivered.add(1)
-            statistics.dropped.add(1)
+            statistics.recordDropped()
             warnAboutDrop(channel.name)
         case .finished:
             break
@@ -257,7 +258,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// Wakes waiting consumers once per batch: after hiredis has handed over every reply it parsed
     /// from the current read (the job runs when the read callback has returned).
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
-        statistics.undecodable.add(1)
+        statistics.recordUndecodable()
         logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
     }
 

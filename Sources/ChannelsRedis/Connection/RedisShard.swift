@@ -314,7 +314,7 @@ final class RedisShard: @unchecked Sendable {
         if nowHealthy {
             scheduleProbe()
             if everHealthy {
-                statistics.reconnects.add(1)
+                statistics.recordReconnect()
                 logger.warning("reconnected")
                 delegate!.shardDidReconnect(self)
             }
@@ -434,11 +434,11 @@ final class RedisShard: @unchecked Sendable {
         self.probe = nil
         let timeout = configuration.livenessTimeout
         if !probe.replied {
-            statistics.livenessFailures.add(1)
+            statistics.recordLivenessFailure()
             publisher.fail(ChannelLayerError(.timeout, "publisher to \(endpoint) did not answer a liveness probe within \(timeout)"))
         }
         if !probe.received {
-            if probe.replied { statistics.livenessFailures.add(1) }
+            if probe.replied { statistics.recordLivenessFailure() }
             subscriber.fail(ChannelLayerError(.timeout, "subscriber to \(endpoint) did not receive a liveness probe within \(timeout)"))
         }
         if probe.replied && probe.received { scheduleProbe() }

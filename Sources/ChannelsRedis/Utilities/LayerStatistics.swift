@@ -1,6 +1,12 @@
+import Metrics
 import Synchronization
 
-/// Counters of one layer, written on the loop thread and read anywhere.
+/// Counters of one layer, written on the loop thread (and by consumers decoding) and read anywhere.
+///
+/// Per-message counts are plain atomics, readable through `RedisPubSubChannelLayer.statistics`.
+/// The rare events a dashboard should see (drops, undecodable messages, reconnects, liveness
+/// failures) also go to swift-metrics counters, so they reach whatever backend the application
+/// bootstrapped; with none, swift-metrics drops them.
 final class LayerStatistics: Sendable {
     let published = Atomic<Int>(0)
     let received = Atomic<Int>(0)
@@ -11,7 +17,36 @@ final class LayerStatistics: Sendable {
     let reconnects = Atomic<Int>(0)
     let livenessFailures = Atomic<Int>(0)
 
+    private let droppedCounter = Counter(label: "channels_redis_dropped_messages_total")
+    private let undecodableCounter = Counter(label: "channels_redis_undecodable_messages_total")
+    private let reconnectsCounter = Counter(label: "channels_redis_reconnects_total")
+    private let livenessFailuresCounter = Counter(label: "channels_redis_liveness_failures_total")
+
     init() {}
+
+    /// A consumer's buffer was full and its oldest message was dropped.
+    func recordDropped() {
+        dropped.add(1)
+        droppedCounter.increment()
+    }
+
+    /// A received message could not be decrypted or decoded and was skipped.
+    func recordUndecodable() {
+        undecodable.add(1)
+        undecodableCounter.increment()
+    }
+
+    /// A shard is healthy again after a disconnect.
+    func recordReconnect() {
+        reconnects.add(1)
+        reconnectsCounter.increment()
+    }
+
+    /// A liveness probe did not come back and a connection was replaced.
+    func recordLivenessFailure() {
+        livenessFailures.add(1)
+        livenessFailuresCounter.increment()
+    }
 }
 
 extension Atomic where Value == Int {
