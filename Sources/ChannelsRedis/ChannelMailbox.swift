@@ -30,12 +30,9 @@ final class ChannelMailbox: @unchecked Sendable {
     // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     enum Delivery {
-        /// Buffered, and consumers are waiting: call ``wakeWaiters()`` (soon, once per batch).
-        case needsWake
-        /// Buffered.
-        case buffered
-        /// Buffered, and the oldest buffered message was dropped to make room.
-        case droppedOldest
+        /// Buffered. `droppedOldest`: the buffer was full and its oldest message was dropped to
+        /// make room. `needsWake`: consumers are waiting; call ``wakeWaiters()`` (once per batch).
+        case stored(droppedOldest: Bool, needsWake: Bool)
         /// The mailbox is finished; the message was discarded.
         case finished
     }
@@ -97,19 +94,15 @@ final class ChannelMailbox: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             return .finished
         }
-        if !waiters.isEmpty {
-            buffer.append(message)
-            pthread_mutex_unlock(mutex)
-            return .needsWake
-        }
         var dropped = false
         if buffer.count >= capacity {
             buffer.removeFirst()
             dropped = true
         }
         buffer.append(message)
+        let needsWake = !waiters.isEmpty
         pthread_mutex_unlock(mutex)
-        return dropped ? .droppedOldest : .buffered
+        return .stored(droppedOldest: dropped, needsWake: needsWake)
     }
 
     /// Hands buffered messages to waiting consumers, longest-waiting first.
@@ -139,8 +132,6 @@ final class ChannelMailbox: @unchecked Sendable {
         }
         for waiter in waiting { waiter.continuation.resume(returning: nil) }
     }
-
-    var isFinished: Bool { locked { finished } }
 
     // MARK: Consumers (any task)
 

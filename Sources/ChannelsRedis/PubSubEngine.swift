@@ -241,15 +241,13 @@ final class PubSubEngine: @unchecked Sendable {
 
     private func yield(_ message: ChannelMailbox.Entry, to channel: LocalChannel) {
         switch channel.mailbox.deliver(message) {
-        case .needsWake:
+        case .stored(let droppedOldest, let needsWake):
             statistics.delivered.add(1)
-            scheduleWake(channel.mailbox)
-        case .buffered:
-            statistics.delivered.add(1)
-        case .droppedOldest:
-            statistics.delivered.add(1)
-            statistics.recordDropped()
-            warnAboutDrop(channel.name)
+            if droppedOldest {
+                statistics.recordDropped()
+                warnAboutDrop(channel.name)
+            }
+            if needsWake { scheduleWake(channel.mailbox) }
         case .finished:
             break
         }
