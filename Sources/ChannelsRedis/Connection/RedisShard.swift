@@ -402,9 +402,12 @@ final class RedisShard: @unchecked Sendable {
         ChannelLayerError(.timeout, "the message was not published to \(endpoint) within \(configuration.sendTimeout)\(lastErrorSuffix)")
     }
 
+    /// Why a timeout happened, when the shard is not healthy: the last connection error, or that
+    /// the first connection is still being made (the connect timeout may fire a moment later).
     private var lastErrorSuffix: String {
-        guard let lastError, !healthy else { return "" }
-        return " (last error: \(lastError.message))"
+        guard !healthy else { return "" }
+        if let lastError { return " (last error: \(lastError.message))" }
+        return " (still connecting to \(endpoint))"
     }
 
     // MARK: Liveness
