@@ -165,7 +165,7 @@ final class ChannelMailbox: @unchecked Sendable {
         let id = nextWaiterID
         pthread_mutex_unlock(mutex)
 
-        return await withTaskCancellationHandler {
+        let entry = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Entry?, Never>) in
                 pthread_mutex_lock(mutex)
                 if let message = buffer.popFirst() {
@@ -182,6 +182,12 @@ final class ChannelMailbox: @unchecked Sendable {
         } onCancel: {
             cancel(waiter: id)
         }
+        // The entry was handed over by `wakeWaiters()` on the loop thread after it released the
+        // mutex; taking it once here makes that hand-off visible to ThreadSanitizer too (the
+        // runtime's own synchronisation of the resume is not always seen by it).
+        pthread_mutex_lock(mutex)
+        pthread_mutex_unlock(mutex)
+        return entry
     }
 
     private func cancel(waiter id: UInt64) {

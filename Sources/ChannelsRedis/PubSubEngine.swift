@@ -115,7 +115,7 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     /// The mailbox of a local channel, creating (and subscribing) a general channel on demand.
-    func mailbox(for name: String, continuation: CheckedContinuation<ChannelHandle, any Error>) {
+    func mailbox(for name: String, continuation: LoopContinuation<ChannelHandle>) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.

@@ -363,22 +363,25 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     }
 
     private func channelHandle(for channel: String) async throws -> PubSubEngine.ChannelHandle {
-        try await onLoop { [engine] (continuation: CheckedContinuation<PubSubEngine.ChannelHandle, any Error>) in
+        try await onLoop { [engine] (continuation: LoopContinuation<PubSubEngine.ChannelHandle>) in
             engine.mailbox(for: channel, continuation: continuation)
         }
     }
 
     /// Runs `body` on the loop with a continuation that it (or something it starts) resumes once.
     private func onLoop<Value: Sendable>(
-        _ body: @escaping @Sendable (CheckedContinuation<Value, any Error>) -> Void
+        _ body: @escaping @Sendable (LoopContinuation<Value>) -> Void
     ) async throws -> Value {
         guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
-        return try await withCheckedThrowingContinuation { continuation in
+        let value = try await withCheckedThrowingContinuation { (checked: CheckedContinuation<Value, any Error>) in
+            let continuation = LoopContinuation(checked)
             if loop.inLoop {
                 body(continuation)  // already on the loop (a task preferring `taskExecutor`)
             } else if !loop.execute({ body(continuation) }) {
                 continuation.resume(throwing: ChannelLayerError.closed())
             }
         }
+        LoopContinuation<Value>.passHandoff()  // pairs with the resume's (see LoopContinuation)
+        return value
     }
 }

@@ -24,7 +24,7 @@ final class RedisShard: @unchecked Sendable {
     /// task has suspended is synchronised inside the (uninstrumented) concurrency runtime, which
     /// ThreadSanitizer reports as a race; the checked variant is clean under TSan and also traps on
     /// a double resume, for one small allocation per call.
-    typealias Continuation = CheckedContinuation<Void, any Error>
+    typealias Continuation = LoopContinuation<Void>
 
     let index: Int
     let endpoint: RedisEndpoint

@@ -1,0 +1,55 @@
+/// A continuation that the loop thread resumes for a caller on another thread.
+///
+/// Resuming hands the result over through the concurrency runtime, whose synchronisation
+/// ThreadSanitizer does not always see: a caller reading what the loop created (a new channel's
+/// mailbox, say) was then reported as a race now and then. So every resume first passes through
+/// `handoff`, a pthread mutex, and the caller passes through it after its await returns (see
+/// `onLoop`): an unlock/lock pair TSan understands, for one uncontended lock per call.
+struct LoopContinuation<Value: Sendable>: Sendable {
+    /// Passes through the hand-off lock (shared by all layers; held for an empty critical section).
+    static func passHandoff() { loopHandoff.pass() }
+
+    private let base: CheckedContinuation<Value, any Error>
+
+    init(_ base: CheckedContinuation<Value, any Error>) {
+        self.base = base
+    }
+
+    func resume(returning value: sending Value) {
+        loopHandoff.pass()
+        base.resume(returning: value)
+    }
+
+    func resume(throwing error: any Error) {
+        loopHandoff.pass()
+        base.resume(throwing: error)
+    }
+}
+
+extension LoopContinuation where Value == Void {
+    func resume() { resume(returning: ()) }
+}
+
+private let loopHandoff = HandoffLock()
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A bare pthread mutex, locked and unlocked at once: a synchronisation point ThreadSanitizer sees.
+/// (Not `LockedValue<Void>`: TSan's Swift access checks on a zero-sized value misfire.)
+private final class HandoffLock: @unchecked Sendable {
+    // @unchecked Sendable: the mutex is the only state and is only used through pthread calls.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    func pass() {
+        pthread_mutex_lock(mutex)
+        pthread_mutex_unlock(mutex)
+    }
+}
