@@ -34,7 +34,6 @@ final class HiredisConnection: @unchecked Sendable {
     }
 
     let endpoint: RedisEndpoint
-    let label: String
     private let loop: LibeventLoop
     /// Unowned: the delegate (the shard) owns this connection and frees its context before it goes,
     /// and a weak load on every reply is measurable on the message path.
@@ -48,9 +47,8 @@ final class HiredisConnection: @unchecked Sendable {
     /// True while we free the context ourselves, so hiredis's callbacks know it was us.
     private var closingByUs = false
 
-    init(endpoint: RedisEndpoint, label: String, loop: LibeventLoop) {
+    init(endpoint: RedisEndpoint, loop: LibeventLoop) {
         self.endpoint = endpoint
-        self.label = label
         self.loop = loop
     }
 

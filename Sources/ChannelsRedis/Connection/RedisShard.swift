@@ -62,8 +62,8 @@ final class RedisShard: @unchecked Sendable {
         logger[metadataKey: LogKey.host] = "\(endpoint)"
         self.logger = logger
         self.internalChannel = "\(configuration.prefix)__channels_redis_swift__.\(UUIDHex.random())"
-        self.publisher = HiredisConnection(endpoint: endpoint, label: "publisher", loop: loop)
-        self.subscriber = HiredisConnection(endpoint: endpoint, label: "subscriber", loop: loop)
+        self.publisher = HiredisConnection(endpoint: endpoint, loop: loop)
+        self.subscriber = HiredisConnection(endpoint: endpoint, loop: loop)
         publisher.delegate = self
         subscriber.delegate = self
     }
@@ -120,8 +120,6 @@ final class RedisShard: @unchecked Sendable {
     private var sweepDeadline: ContinuousClock.Instant?
     private var probeTimer: LoopTimer?
     private var probe: (id: String, replied: Bool, received: Bool)?
-
-    var isHealthy: Bool { healthy }
 
     // MARK: Publishing
 
@@ -193,8 +191,6 @@ final class RedisShard: @unchecked Sendable {
         guard !closed else { return }
         perform(subscriptions.unwant(channel))
     }
-
-    func isSubscribed(_ channel: String) -> Bool { subscriptions.isSubscribed(channel) }
 
     private func perform(_ action: SubscriptionStateMachine.Action) {
         switch action {

@@ -3,7 +3,6 @@ enum LogKey {
     static let shard = "cr_shard"
     static let host = "cr_host"
     static let channel = "cr_channel"
-    static let group = "cr_group"
     static let error = "cr_error"
     static let delay = "cr_delay"
     static let waiting = "cr_waiting"
