@@ -93,7 +93,10 @@ struct LayerTests {
             }
             try await Task.sleep(for: .milliseconds(100))
             for index in 0..<6 { try await layer.send(["n": .int(Int64(index))], to: channel) }
-            var all: [Int] = try await iterating.value
+            let iterated: [Int] = try await iterating.value
+            // One buffer, taken in FIFO order: each consumer sees its share in send order.
+            #expect(iterated == iterated.sorted())
+            var all = iterated
             for receiver in receivers { all.append(try await receiver.value["n"]!.intValue!) }
             // Every message went to exactly one consumer.
             #expect(all.sorted() == Array(0..<6))
@@ -331,16 +334,20 @@ struct LayerTests {
         try await withLayer { layer, _ in
             let channel = try await layer.newChannel()
             let messages = try await layer.messages(from: channel)
-            let received = try await withTaskExecutorPreference(layer.taskExecutor) {
+            let (received, onLoopThroughout) = try await withTaskExecutorPreference(layer.taskExecutor) {
                 var iterator = messages.makeAsyncIterator()
                 var count = 0
+                var onLoop = layer.loop.inLoop
                 for index in 0..<200 {
                     try await layer.send(["n": .int(Int64(index))], to: channel)
                     if try await iterator.next()?["n"]?.intValue == index { count += 1 }
+                    onLoop = onLoop && layer.loop.inLoop  // resumed on the loop thread every time
                 }
-                return count
+                return (count, onLoop)
             }
             #expect(received == 200)
+            #expect(onLoopThroughout)
+            #expect(!layer.loop.inLoop)  // and the test's own task is not
             // A task waiting on the loop when the layer closes still ends.
             let waiting = Task(executorPreference: layer.taskExecutor) { try await layer.receive(from: channel) }
             try await Task.sleep(for: .milliseconds(50))
