@@ -106,6 +106,23 @@ func expectDelivery(_ layer: RedisPubSubChannelLayer, to collector: Collector, c
     }
 }
 
+/// A layer with one channel that is in group "room" (unless `group` is nil), a collector consuming
+/// it and a recorder of its connection events: what every fault test starts from.
+struct SubscribedLayer {
+    let layer: RedisPubSubChannelLayer
+    let events: EventRecorder
+    let channel: String
+    let collector: Collector
+
+    init(_ configuration: RedisPubSubChannelLayer.Configuration, group: String? = "room") async throws {
+        layer = try RedisPubSubChannelLayer(configuration: configuration)
+        events = EventRecorder(layer)
+        channel = try await layer.newChannel()
+        if let group { try await layer.groupAdd(group, channel: channel) }
+        collector = try await Collector(layer, channel: channel)
+    }
+}
+
 @Suite("Faults: reconnect, resubscribe, liveness, timeouts, teardown", .timeLimit(.minutes(8)))
 struct FaultTests {
     @Test(arguments: ["pubsub", "normal"])
@@ -115,11 +132,8 @@ struct FaultTests {
         var configuration = faultConfiguration(server.url)
         configuration.onDisconnect = "redis.disconnect"
         configuration.onReconnect = "redis.reconnect"
-        let layer = try RedisPubSubChannelLayer(configuration: configuration)
-        let events = EventRecorder(layer)
-        let channel = try await layer.newChannel()
-        try await layer.groupAdd("room", channel: channel)
-        let collector = try await Collector(layer, channel: channel)
+        let subscribed = try await SubscribedLayer(configuration)
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
 
         // Messages flow while the connection is killed.
         let sender = Task {
@@ -154,11 +168,8 @@ struct FaultTests {
     @Test func survivesAServerRestartAndTimesOutSendsMeanwhile() async throws {
         let server = try await RedisServer.start()
         defer { server.stop() }
-        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(server.url))
-        let events = EventRecorder(layer)
-        let channel = try await layer.newChannel()
-        try await layer.groupAdd("room", channel: channel)
-        let collector = try await Collector(layer, channel: channel)
+        let subscribed = try await SubscribedLayer(faultConfiguration(server.url))
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
 
         server.kill9()
         try await eventually { events.disconnects >= 1 }
@@ -194,11 +205,8 @@ struct FaultTests {
         let proxy = try TCPProxy(targetPort: server.port)
         proxy.start()
         defer { proxy.stop() }
-        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(proxy.url))
-        let events = EventRecorder(layer)
-        let channel = try await layer.newChannel()
-        try await layer.groupAdd("room", channel: channel)
-        let collector = try await Collector(layer, channel: channel)
+        let subscribed = try await SubscribedLayer(faultConfiguration(proxy.url))
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
 
         proxy.blackhole()  // half-open: sockets stay up, nothing passes
         try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
@@ -218,10 +226,8 @@ struct FaultTests {
             server.resume()
             server.stop()
         }
-        let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(server.url))
-        let events = EventRecorder(layer)
-        let channel = try await layer.newChannel()
-        let collector = try await Collector(layer, channel: channel)
+        let subscribed = try await SubscribedLayer(faultConfiguration(server.url), group: nil)
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
         server.pause()  // SIGSTOP: connections stay open, nothing answers
         try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
         server.resume()
