@@ -1,7 +1,7 @@
 import DequeModule
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Who a mailbox reports to: decoding its `.encoded` entries, and a cancelled consumer.

@@ -1,9 +1,9 @@
 import OrderedCollections
 
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #elseif canImport(Foundation)
-import Foundation
+    import Foundation
 #endif
 
 // MARK: - Public API

@@ -1,4 +1,3 @@
-
 /// What happened to the layer's connection to one Redis host.
 ///
 /// Pub/sub is at-most-once: messages published while a shard's subscriber is disconnected are lost.

@@ -291,7 +291,7 @@ final class PubSubEngine: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension PubSubEngine: ChannelMailboxOwner {

@@ -4,9 +4,9 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // MARK: - Clock
@@ -45,11 +45,16 @@ private final class ThreadBody: Sendable {
 func startThread(_ body: @escaping @Sendable () -> Void) {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-        body.body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &thread,
+        nil,
+        { raw in
+            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+            body.body()
+            return nil
+        },
+        box
+    )
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
         fatalError("pthread_create failed: \(rc)")
@@ -142,7 +147,8 @@ final class Progress: Sendable {
 
     var summary: String {
         let phase = self.phase.withLock { $0 }
-        return "\(phase) (sent \(sent.load(ordering: .relaxed)), received \(received.load(ordering: .relaxed)), channels subscribed \(subscribed.load(ordering: .relaxed)))"
+        return
+            "\(phase) (sent \(sent.load(ordering: .relaxed)), received \(received.load(ordering: .relaxed)), channels subscribed \(subscribed.load(ordering: .relaxed)))"
     }
 }
 

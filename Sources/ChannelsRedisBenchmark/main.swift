@@ -3,9 +3,9 @@
 // level code stays here so that nothing in them becomes main-actor isolated.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 let status = await runBenchmark(Array(CommandLine.arguments.dropFirst()))

@@ -275,7 +275,8 @@ import Testing
         // Flip a bit in the middle of the ciphertext, keeping the base64 valid (the character stays URL-safe).
         swiftToken[60] = swiftToken[60] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let fromPython = try #require(
-            try fernetPeer([["op": "encrypt", "keys": keys, "plaintext": base64(Array("original".utf8))]]).first as? String)
+            try fernetPeer([["op": "encrypt", "keys": keys, "plaintext": base64(Array("original".utf8))]]).first as? String
+        )
         var pythonToken = Array(fromPython.utf8)
         pythonToken[60] = pythonToken[60] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
 

@@ -1,7 +1,8 @@
-@testable import ChannelsRedis
 import Foundation
 import Logging
 import Testing
+
+@testable import ChannelsRedis
 
 /// A layer on a server of the test's own, closed and stopped afterwards.
 func withLayer<Result>(

@@ -1,7 +1,7 @@
 internal import CHiredis
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a ``HiredisConnection`` tells its owner. All calls arrive on the loop thread.
@@ -316,12 +316,20 @@ private func hiredisDisconnectTrampoline(_ context: UnsafePointer<redisAsyncCont
     owner.disconnectCallback(status: status, errorText: HiredisConnection.errorText(context))
 }
 
-private func hiredisReplyTrampoline(_ context: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func hiredisReplyTrampoline(
+    _ context: UnsafeMutablePointer<redisAsyncContext>?,
+    _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
+) {
     guard let owner = connection(of: context) else { return }
     owner.replyCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
 }
 
-private func hiredisPushTrampoline(_ context: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func hiredisPushTrampoline(
+    _ context: UnsafeMutablePointer<redisAsyncContext>?,
+    _ reply: UnsafeMutableRawPointer?,
+    _ privdata: UnsafeMutableRawPointer?
+) {
     guard let owner = connection(of: context) else { return }
     owner.pushCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
 }

@@ -1,9 +1,10 @@
 internal import CHiredis
 import DequeModule
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a shard tells the engine. Loop thread only.
 protocol RedisShardDelegate: AnyObject {
@@ -131,7 +132,12 @@ final class RedisShard: @unchecked Sendable {
             continuation.resume(throwing: ChannelLayerError.closed())
             return
         }
-        enqueue(channel: channel, payload: payload, completion: .single(continuation), deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout))
+        enqueue(
+            channel: channel,
+            payload: payload,
+            completion: .single(continuation),
+            deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
+        )
     }
 
     /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
@@ -388,7 +394,10 @@ final class RedisShard: @unchecked Sendable {
             let waiter = waiters.remove(at: at)
             subscribeWaiters[first.channel] = waiters.isEmpty ? nil : waiters
             waiter.complete(
-                ChannelLayerError(.timeout, "Redis did not confirm the subscription to '\(first.channel)' within \(configuration.sendTimeout)\(lastErrorSuffix)")
+                ChannelLayerError(
+                    .timeout,
+                    "Redis did not confirm the subscription to '\(first.channel)' within \(configuration.sendTimeout)\(lastErrorSuffix)"
+                )
             )
         }
         if let next { armSweep(for: next) }

@@ -2,9 +2,9 @@ internal import CHiredis
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One libevent `event_base` running on a dedicated thread.
@@ -44,11 +44,16 @@ final class LibeventLoop: @unchecked Sendable {
         let start = ThreadStart(loop: self, name: name)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(start).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
-            let start = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
-            start.loop.threadMain(start)
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread,
+            nil,
+            { raw in
+                let start = Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue()
+                start.loop.threadMain(start)
+                return nil
+            },
+            box
+        )
         guard rc == 0 else {
             Unmanaged<ThreadStart>.fromOpaque(box).release()
             throw ChannelLayerError(.invalidConfiguration, "could not start the event loop thread (pthread_create: \(rc))")
@@ -103,9 +108,17 @@ final class LibeventLoop: @unchecked Sendable {
         }
         self.base = base
         let context = Unmanaged.passUnretained(self).toOpaque()
-        guard let wake = event_new(base, -1, Int16(EV_PERSIST), { _, _, context in
-            Unmanaged<LibeventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
-        }, context) else {
+        guard
+            let wake = event_new(
+                base,
+                -1,
+                Int16(EV_PERSIST),
+                { _, _, context in
+                    Unmanaged<LibeventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
+                },
+                context
+            )
+        else {
             event_base_free(base)
             self.base = nil
             start.ready.withLock { $0 = ReadyState(done: true, error: "event_new failed") }
@@ -242,9 +255,17 @@ final class LibeventLoop: @unchecked Sendable {
         let timer = LoopTimer(loop: self, body: body)
         guard let base else { return timer }
         let raw = Unmanaged.passUnretained(timer).toOpaque()
-        guard let event = event_new(base, -1, 0, { _, _, raw in
-            Unmanaged<LoopTimer>.fromOpaque(raw!).takeUnretainedValue().fire()
-        }, raw) else { return timer }
+        guard
+            let event = event_new(
+                base,
+                -1,
+                0,
+                { _, _, raw in
+                    Unmanaged<LoopTimer>.fromOpaque(raw!).takeUnretainedValue().fire()
+                },
+                raw
+            )
+        else { return timer }
         timer.event = event
         timerObjects[ObjectIdentifier(timer)] = timer
         var tv = timeval(duration: delay)

@@ -33,7 +33,7 @@ extension LoopContinuation where Value == Void {
 private let loopHandoff = HandoffLock()
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A bare pthread mutex, locked and unlocked at once: a synchronisation point ThreadSanitizer sees.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An error from the integration-test fixtures, with a message that says what went wrong and, where it can, what to do.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Small POSIX TCP helpers for the fixtures, on 127.0.0.1 only: the tests never send traffic anywhere else.

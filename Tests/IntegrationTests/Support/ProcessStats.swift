@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Resource counts of the test process, from `/proc/self`, for leak tests.

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs Python channels_redis peers from `Tests/IntegrationTests/Python/` with the package's `.venv`, for the

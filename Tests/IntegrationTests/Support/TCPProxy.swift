@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A TCP proxy on a free 127.0.0.1 port that forwards to 127.0.0.1:`targetPort` and can fake network faults.
