@@ -25,10 +25,16 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev", "libevent-dev"])]
         ),
+        // Our glue between hiredis contexts and libevent (instead of hiredis's stock adapter).
+        .target(
+            name: "CHiredisIO",
+            dependencies: ["CHiredis"]
+        ),
         .target(
             name: "ChannelsRedis",
             dependencies: [
                 "CHiredis",
+                "CHiredisIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "DequeModule", package: "swift-collections"),

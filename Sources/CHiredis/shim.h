@@ -17,8 +17,6 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-// The adapter is a set of static functions in a header; Swift imports and emits them.
-#include <hiredis/adapters/libevent.h>
 
 // Names the calling thread (15 characters at most) so it shows in top, perf and gdb.
 // prctl is variadic, which Swift cannot call.

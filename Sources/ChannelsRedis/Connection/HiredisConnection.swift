@@ -1,4 +1,5 @@
 internal import CHiredis
+internal import CHiredisIO
 
 #if canImport(Glibc)
     import Glibc
@@ -89,7 +90,7 @@ final class HiredisConnection: @unchecked Sendable {
             // as an error on the context, which then breaks on its first read.
             _ = redisEnableKeepAlive(&context.pointee.c)
         }
-        if redisLibeventAttach(context, loop.eventBase) != REDIS_OK {
+        if chr_io_attach(context, loop.ioLoop) != REDIS_OK {
             redisAsyncFree(context)
             self.context = nil
             self.state = .idle
@@ -157,38 +158,67 @@ final class HiredisConnection: @unchecked Sendable {
         send(arguments, push: true)
     }
 
-    /// `PUBLISH channel payload`, without intermediate copies.
-    @discardableResult
-    func publish(channel: String, payload: [UInt8]) -> Bool {
+    /// `PUBLISH channel payload` for each payload, in order, each with its own reply.
+    ///
+    /// The commands are formatted here, into one reused buffer, and handed over with
+    /// `redisAsyncFormattedCommand`: hiredis's own formatting (`redisFormatSdsCommandArgv`, an
+    /// `sdscatfmt` per argument) was the largest single cost of a batch send in the profile.
+    ///
+    /// - Returns: how many were handed to hiredis (all of them, unless there is no context or
+    ///   hiredis refused because it is disconnecting).
+    func publish(channel: String, payloads: some Collection<[UInt8]>) -> Int {
         loop.preconditionInLoop()
-        guard let context else { return false }
-        var channel = channel
-        return channel.withUTF8 { (name: UnsafeBufferPointer<UInt8>) -> Bool in
-            payload.withUnsafeBufferPointer { (body: UnsafeBufferPointer<UInt8>) -> Bool in
-                var argv: (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?) = (
-                    UnsafeRawPointer(("PUBLISH" as StaticString).utf8Start).assumingMemoryBound(to: CChar.self),
-                    (name.baseAddress.map { UnsafeRawPointer($0) } ?? Self.emptyBytes).assumingMemoryBound(to: CChar.self),
-                    (body.baseAddress.map { UnsafeRawPointer($0) } ?? Self.emptyBytes).assumingMemoryBound(to: CChar.self)
-                )
-                var lengths: (Int, Int, Int) = (7, name.count, body.count)
-                return Self.command(context, push: false, count: 3, argv: &argv, lengths: &lengths)
-            }
+        guard let context else { return 0 }
+        var buffer = commandBuffer
+        commandBuffer = []  // unique while we append (no copy on write)
+        defer {
+            buffer.removeAll(keepingCapacity: true)
+            commandBuffer = buffer
         }
+        // *3 $7 PUBLISH $<n> <channel> $<m> <payload>
+        buffer.append(contentsOf: Self.publishHeader)
+        var channel = channel
+        channel.withUTF8 { Self.appendBulk($0, to: &buffer) }
+        let prefixCount = buffer.count
+        var sent = 0
+        for payload in payloads {
+            buffer.removeSubrange(prefixCount...)
+            payload.withUnsafeBufferPointer { Self.appendBulk($0, to: &buffer) }
+            let status = buffer.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { command in
+                    redisAsyncFormattedCommand(context, hiredisReplyTrampoline, context.pointee.data, command.baseAddress, command.count)
+                }
+            }
+            guard status == REDIS_OK else { break }
+            sent += 1
+        }
+        return sent
     }
 
-    private static func command<Arguments, Lengths>(
-        _ context: UnsafeMutablePointer<redisAsyncContext>,
-        push: Bool,
-        count: Int,
-        argv: inout Arguments,
-        lengths: inout Lengths
-    ) -> Bool {
-        withUnsafeMutablePointer(to: &argv) { (argvTuple: UnsafeMutablePointer<Arguments>) -> Bool in
-            withUnsafeMutablePointer(to: &lengths) { (lengthTuple: UnsafeMutablePointer<Lengths>) -> Bool in
-                let argvPointer = UnsafeMutableRawPointer(argvTuple).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
-                let lengthPointer = UnsafeRawPointer(lengthTuple).assumingMemoryBound(to: Int.self)
-                return command(context, push: push, count: count, argv: argvPointer, lengths: lengthPointer)
-            }
+    /// Scratch space for `publish`; loop-confined like everything here.
+    private var commandBuffer: [UInt8] = []
+    private static let publishHeader: [UInt8] = Array("*3\r\n$7\r\nPUBLISH\r\n".utf8)
+
+    /// `$<count>\r\n<bytes>\r\n`
+    private static func appendBulk(_ bytes: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "$"))
+        appendDecimal(bytes.count, to: &buffer)
+        buffer.append(UInt8(ascii: "\r"))
+        buffer.append(UInt8(ascii: "\n"))
+        buffer.append(contentsOf: bytes)
+        buffer.append(UInt8(ascii: "\r"))
+        buffer.append(UInt8(ascii: "\n"))
+    }
+
+    private static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        precondition(value >= 0)
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
         }
     }
 
@@ -208,9 +238,6 @@ final class HiredisConnection: @unchecked Sendable {
         }
         return status == REDIS_OK
     }
-
-    /// A valid pointer for empty arguments (hiredis reads zero bytes from it).
-    private static var emptyBytes: UnsafeRawPointer { UnsafeRawPointer(("" as StaticString).utf8Start) }
 
     private func send(_ arguments: [String], push: Bool) -> Bool {
         loop.preconditionInLoop()
@@ -288,10 +315,10 @@ final class HiredisConnection: @unchecked Sendable {
 }
 
 extension LibeventLoop {
-    /// The `event_base`, for attaching hiredis contexts. Loop thread only.
-    var eventBase: OpaquePointer {
+    /// The hiredis ↔ libevent glue of this loop, for attaching contexts. Loop thread only.
+    var ioLoop: OpaquePointer {
         preconditionInLoop()
-        return base!
+        return io!
     }
 }
 
@@ -316,13 +343,19 @@ private func hiredisDisconnectTrampoline(_ context: UnsafePointer<redisAsyncCont
     owner.disconnectCallback(status: status, errorText: HiredisConnection.errorText(context))
 }
 
+// The per-reply trampolines borrow the connection without retaining it: the owner keeps it alive
+// (above), and a retain/release pair per reply is not free here: the connection has a side table
+// (weak references from timers), so its reference counting takes the slow path.
+
 private func hiredisReplyTrampoline(
     _ context: UnsafeMutablePointer<redisAsyncContext>?,
     _ reply: UnsafeMutableRawPointer?,
     _ privdata: UnsafeMutableRawPointer?
 ) {
-    guard let owner = connection(of: context) else { return }
-    owner.replyCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    guard let data = context?.pointee.data else { return }
+    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
+        owner.replyCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    }
 }
 
 private func hiredisPushTrampoline(
@@ -330,6 +363,8 @@ private func hiredisPushTrampoline(
     _ reply: UnsafeMutableRawPointer?,
     _ privdata: UnsafeMutableRawPointer?
 ) {
-    guard let owner = connection(of: context) else { return }
-    owner.pushCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    guard let data = context?.pointee.data else { return }
+    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
+        owner.pushCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    }
 }

@@ -1,4 +1,5 @@
 internal import CHiredis
+internal import CHiredisIO
 import Synchronization
 
 #if canImport(Glibc)
@@ -27,6 +28,8 @@ final class LibeventLoop: @unchecked Sendable {
     private let queue = LockedValue(Queue())
     private let threadID = Atomic<UInt>(0)
     private(set) var base: OpaquePointer?
+    /// The hiredis ↔ libevent glue's state for `base` (CHiredisIO), made and freed with it.
+    private(set) var io: OpaquePointer?
     private let wakeEvent = LockedValue<UnsafeSendablePointer?>(nil)
     private var timerObjects: [ObjectIdentifier: LoopTimer] = [:]
     private var spare: [@Sendable () -> Void] = []
@@ -124,6 +127,14 @@ final class LibeventLoop: @unchecked Sendable {
             start.ready.withLock { $0 = ReadyState(done: true, error: "event_new failed") }
             return
         }
+        guard let io = chr_io_loop_create(base) else {
+            event_free(wake)
+            event_base_free(base)
+            self.base = nil
+            start.ready.withLock { $0 = ReadyState(done: true, error: "chr_io_loop_create failed") }
+            return
+        }
+        self.io = io
         let sendableWake = UnsafeSendablePointer(wake)
         wakeEvent.withLock { $0 = sendableWake }
         start.ready.withLock { $0 = ReadyState(done: true, error: nil) }
@@ -142,6 +153,10 @@ final class LibeventLoop: @unchecked Sendable {
         for timer in Array(timerObjects.values) { timer.cancel() }
         wakeEvent.withLock { $0 = nil }
         event_free(wake)
+        // Every context was freed by its owner before the loop stopped (layers close their shards
+        // on the loop before shutting it down), so no connection points into `io` any more.
+        chr_io_loop_free(io)
+        self.io = nil
         event_base_free(base)
         self.base = nil
         let waiters = exited.withLock { state -> [CheckedContinuation<Void, Never>] in

@@ -1,0 +1,32 @@
+#ifndef CHANNELS_REDIS_HIREDIS_IO_H
+#define CHANNELS_REDIS_HIREDIS_IO_H
+
+// Our own glue between hiredis's async contexts and a libevent base, in place of hiredis's
+// header-only libevent adapter (hiredis/adapters/libevent.h). Why it exists: hiredis_io.c.
+// Every function runs on the thread that runs the event_base.
+
+// The libc headers first: event2/event-config.h defines _GNU_SOURCE (see CHiredis/shim.h).
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+
+/// Per event_base state: the "flush" event and the connections waiting for it, one read buffer.
+typedef struct chr_io_loop chr_io_loop;
+
+/// NULL when out of memory.
+chr_io_loop *chr_io_loop_create(struct event_base *base);
+
+/// Frees the loop state. Every context attached to it must have been freed before.
+void chr_io_loop_free(chr_io_loop *loop);
+
+/// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
+int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
+
+/// Bytes one read() takes at most, and reads per readiness before other events get their turn.
+enum { CHR_IO_READ_CHUNK = 64 * 1024, CHR_IO_READ_ROUNDS = 4 };
+
+#endif
