@@ -27,7 +27,8 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 /// Bounded: past `capacity` buffered messages the oldest is dropped and the caller told, so a stuck
 /// consumer cannot grow memory without bound.
 final class ChannelMailbox: @unchecked Sendable {
-    // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
+    // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
+    // `wakeScheduled`, which only the loop thread touches.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     enum Delivery {
         /// Buffered. `droppedOldest`: the buffer was full and its oldest message was dropped to
@@ -52,8 +53,10 @@ final class ChannelMailbox: @unchecked Sendable {
     private var buffer: Deque<Entry> = []
     private let channel: String
     private let channelID: UInt64
-    /// Weak: the owner (the engine) finishes every mailbox before it goes.
-    private weak let owner: (any ChannelMailboxOwner)?
+    /// Strong, not weak: a weak reference would give the engine a side table and slow every retain
+    /// of it on the message path. The engine drops its mailboxes when their channels go and when it
+    /// closes, which ends the cycle.
+    private let owner: any ChannelMailboxOwner
     private var waiters: Deque<Waiter> = []
     private var cancelledWaiters: Set<UInt64> = []
     private var nextWaiterID: UInt64 = 0
@@ -107,18 +110,21 @@ final class ChannelMailbox: @unchecked Sendable {
 
     /// Hands buffered messages to waiting consumers, longest-waiting first.
     func wakeWaiters() {
-        pthread_mutex_lock(mutex)
-        guard !waiters.isEmpty, !buffer.isEmpty else {
+        while true {
+            pthread_mutex_lock(mutex)
+            guard !waiters.isEmpty, let message = buffer.popFirst() else {
+                pthread_mutex_unlock(mutex)
+                return
+            }
+            let waiter = waiters.removeFirst()
             pthread_mutex_unlock(mutex)
-            return
+            waiter.continuation.resume(returning: message)  // outside the lock
         }
-        var handed: [(Waiter, Entry)] = []
-        while !waiters.isEmpty, let message = buffer.popFirst() {
-            handed.append((waiters.removeFirst(), message))
-        }
-        pthread_mutex_unlock(mutex)
-        for (waiter, message) in handed { waiter.continuation.resume(returning: message) }  // outside the lock
     }
+
+    /// Loop thread only (not guarded by the mutex): whether the engine has this mailbox in its
+    /// list of mailboxes to wake after the current batch.
+    var wakeScheduled = false
 
     /// Ends the mailbox: waiting and later consumers get `nil` at once. Buffered messages are
     /// dropped, as Python drops a channel's queue when the channel goes.
@@ -138,19 +144,18 @@ final class ChannelMailbox: @unchecked Sendable {
     /// The next message, or `nil` once the mailbox is finished. When the calling task is cancelled
     /// while waiting, returns `nil` and finishes the mailbox (the channel is cleaned up). Bytes that
     /// do not decode are skipped (logged and counted by `decode`).
-    func next() async -> ChannelMessage? {
+    nonisolated(nonsending) func next() async -> ChannelMessage? {
         while let entry = await nextEntry() {
             switch entry {
             case .message(let message): return message
             case .encoded(let bytes):
-                guard let owner else { return nil }
                 if let message = owner.decode(bytes, forChannel: channel) { return message }
             }
         }
         return nil
     }
 
-    private func nextEntry() async -> Entry? {
+    private nonisolated(nonsending) func nextEntry() async -> Entry? {
         // Fast path: no suspension, no continuation, when something is buffered.
         pthread_mutex_lock(mutex)
         if let message = buffer.popFirst() {
@@ -202,6 +207,6 @@ final class ChannelMailbox: @unchecked Sendable {
         let wasFinished = finished
         pthread_mutex_unlock(mutex)
         cancelled?.continuation.resume(returning: nil)
-        if !wasFinished { owner?.consumerCancelled(channel: channel, id: channelID) }
+        if !wasFinished { owner.consumerCancelled(channel: channel, id: channelID) }
     }
 }

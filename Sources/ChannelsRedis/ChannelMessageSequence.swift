@@ -39,7 +39,7 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
         /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
         ///
         /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
-        public mutating func next() async throws(ChannelLayerError) -> ChannelMessage? {
+        public nonisolated(nonsending) mutating func next() async throws(ChannelLayerError) -> ChannelMessage? {
             if let message = await mailbox.next() { return message }
             return try token.end()
         }

@@ -42,7 +42,10 @@ final class PubSubEngine: @unchecked Sendable {
     /// then a walk over channels, with no hashing of member names per delivery.
     private var groups: [String: [ObjectIdentifier: LocalChannel]] = [:]
     private var nextChannelID: UInt64 = 0
-    private var mailboxesToWake: [ObjectIdentifier: ChannelMailbox] = [:]
+    /// Mailboxes with waiting consumers that got messages in the current batch (each once: its
+    /// `wakeScheduled`), and a spare array so the wake job allocates nothing.
+    private var mailboxesToWake: [ChannelMailbox] = []
+    private var spareMailboxes: [ChannelMailbox] = []
     /// Where the last received Redis channel's messages go. Under load consecutive messages mostly
     /// share a channel; they then skip building a `String` of its name and two hash lookups.
     /// Cleared by every change to `channels` or `groups` (`invalidateRoute()`).
@@ -152,8 +155,10 @@ final class PubSubEngine: @unchecked Sendable {
     private func subscribe(_ channel: LocalChannel, completion: @escaping (ChannelLayerError?) -> Void) {
         let name = channel.name
         let id = channel.id
-        shard(for: name).want(name) { [weak self] error in
-            if error != nil { self?.removeChannel(name, id: id) }
+        // `self` strongly (see RedisShard's timers: no weak references to the engine or shards);
+        // the shard runs every completion once (confirmed, timed out, or failed by close).
+        shard(for: name).want(name) { [self] error in
+            if error != nil { removeChannel(name, id: id) }
             completion(error)
         }
     }
@@ -173,9 +178,9 @@ final class PubSubEngine: @unchecked Sendable {
         groups[group, default: [:]][ObjectIdentifier(channel)] = channel
         let redisChannel = groupChannel(group)
         let id = channel.id
-        shard(for: redisChannel).want(redisChannel) { [weak self] error in
+        shard(for: redisChannel).want(redisChannel) { [self] error in
             if let error {
-                if let self, self.channels[name]?.id == id { self.discard(group, channel: name) }
+                if channels[name]?.id == id { discard(group, channel: name) }
                 continuation.resume(throwing: error)
             } else {
                 continuation.resume()
@@ -271,14 +276,21 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     private func scheduleWake(_ mailbox: ChannelMailbox) {
+        guard !mailbox.wakeScheduled else { return }
+        mailbox.wakeScheduled = true
         if mailboxesToWake.isEmpty {
             loop.execute { [self] in
-                let mailboxes = mailboxesToWake
-                mailboxesToWake.removeAll(keepingCapacity: true)
-                for (_, mailbox) in mailboxes { mailbox.wakeWaiters() }
+                var mailboxes = spareMailboxes
+                swap(&mailboxes, &mailboxesToWake)
+                for mailbox in mailboxes {
+                    mailbox.wakeScheduled = false
+                    mailbox.wakeWaiters()
+                }
+                mailboxes.removeAll(keepingCapacity: true)
+                spareMailboxes = mailboxes
             }
         }
-        mailboxesToWake[ObjectIdentifier(mailbox)] = mailbox
+        mailboxesToWake.append(mailbox)
     }
 
     private func warnAboutDrop(_ name: String) {

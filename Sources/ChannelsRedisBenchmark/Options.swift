@@ -14,7 +14,8 @@ let usageText = """
 
       --senders S        concurrent sender tasks (throughput, scale, fanout; default 8)
       --batch B          newChannel() calls in flight at once (scale, memory, fanout; default 1000)
-      --on-loop          pingpong, latency: run the workload's tasks on the layer's loop (layer.taskExecutor)
+      --on-loop          pingpong, latency, fanout: run the workload's tasks (fanout: the consumers)
+                         on the layer's loop (layer.taskExecutor)
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of

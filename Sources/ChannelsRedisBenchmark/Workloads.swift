@@ -437,7 +437,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     let delivered = Counter()
     let consumerError = FirstError()
     for sequence in sequences {
-        Task {
+        Task(executorPreference: bench.preferredExecutor) {
             var iterator = sequence.makeAsyncIterator()
             var received = 0
             var warmedUp = false

@@ -130,7 +130,10 @@ final class RedisShard: @unchecked Sendable {
     private var subscribeDeadlines: Deque<(deadline: ContinuousClock.Instant, channel: String, id: UInt64)> = []
     private var nextWaiterID: UInt64 = 0
 
-    // Timers
+    // Timers. Their closures hold the shard strongly, not weakly: a weak reference gives an object
+    // a side table, after which every retain and release of it takes the slow path (4-6 % of the
+    // loop thread in the throughput benchmark). No cycle outlives them: a timer drops its closure
+    // when it fires or is cancelled, `close()` cancels them all, and the loop cancels any left.
     private var sweepTimer: LoopTimer?
     private var sweepDeadline: ContinuousClock.Instant?
     private var probeTimer: LoopTimer?
@@ -375,7 +378,7 @@ final class RedisShard: @unchecked Sendable {
         sweepTimer?.cancel()
         sweepDeadline = deadline
         let delay = max(.zero, ContinuousClock.now.duration(to: deadline)) + .milliseconds(1)
-        sweepTimer = loop.scheduleTimer(after: delay) { [weak self] in self?.sweep() }
+        sweepTimer = loop.scheduleTimer(after: delay) { [self] in sweep() }
     }
 
     /// Fails everything whose deadline passed. Deadlines grow with submission order, so each queue
@@ -451,7 +454,7 @@ final class RedisShard: @unchecked Sendable {
         probeTimer?.cancel()
         probe = nil
         guard configuration.livenessInterval > .zero else { return }
-        probeTimer = loop.scheduleTimer(after: configuration.livenessInterval) { [weak self] in self?.sendProbe() }
+        probeTimer = loop.scheduleTimer(after: configuration.livenessInterval) { [self] in sendProbe() }
     }
 
     private func sendProbe() {
@@ -461,7 +464,7 @@ final class RedisShard: @unchecked Sendable {
         guard publisher.publish(channel: internalChannel, payloads: CollectionOfOne(Array(id.utf8))) == 1 else { return }
         inFlight.append(.probe)
         probe = (id, false, false)
-        probeTimer = loop.scheduleTimer(after: configuration.livenessTimeout) { [weak self] in self?.checkProbe() }
+        probeTimer = loop.scheduleTimer(after: configuration.livenessTimeout) { [self] in checkProbe() }
     }
 
     private func checkProbe() {
@@ -629,8 +632,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 publisherAttempts += 1
                 let delay = backoff(attempt: publisherAttempts)
                 logger.warning("publisher connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
-                publisherBackoff = loop.scheduleTimer(after: delay) { [weak self] in
-                    guard let self else { return }
+                publisherBackoff = loop.scheduleTimer(after: delay) { [self] in
                     self.publisherBackoff = nil
                     if self.publisher.state == .idle { self.connectPublisher() }
                 }
@@ -646,8 +648,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 subscriberAttempts += 1
                 let delay = backoff(attempt: subscriberAttempts)
                 logger.warning("subscriber connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
-                subscriberBackoff = loop.scheduleTimer(after: delay) { [weak self] in
-                    guard let self else { return }
+                subscriberBackoff = loop.scheduleTimer(after: delay) { [self] in
                     self.subscriberBackoff = nil
                     if self.subscriber.state == .idle { self.connectSubscriber() }
                 }
