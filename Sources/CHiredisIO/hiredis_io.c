@@ -10,6 +10,13 @@
 //   redisProcessCallbacks, which is exactly what redisAsyncHandleRead does after its own read.
 // - The read event is persistent (EV_PERSIST) and stays registered: the stock adapter's one-shot
 //   event is deleted and re-added around every read.
+// - What one read() brought is fed to hiredis's reader in slices of CHR_IO_FEED_SLICE bytes, each
+//   parsed before the next: after each reply, once 1 KiB is consumed, hiredis's reader moves the
+//   unparsed rest of its buffer to the front (sdsrange), so a 64 KiB feed would move ~32 KiB per
+//   ten messages (it showed as the top symbol of the loop thread, memmove).
+// - Reply objects come from small per-thread free lists (chr_reply_functions) instead of a
+//   calloc/malloc and a free for each: a received message is an array of three strings, eight
+//   allocations in hiredis's default functions.
 // - Writes: the stock adapter registers interest in writability for every command, which costs an
 //   epoll_ctl, a trip through epoll_wait and another epoll_ctl before the bytes leave. Here a
 //   command only queues its connection for one "flush" callback that libevent runs in the same
@@ -24,6 +31,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include <string.h>
 
 #include <hiredis/hiredis.h>
 
@@ -41,6 +50,152 @@ struct chr_io_loop {
     /// Connections with commands in their output buffer, waiting for the flush.
     chr_io_conn *pending;
     char buffer[CHR_IO_READ_CHUNK];
+};
+
+enum { CHR_IO_FEED_SLICE = 2048 };
+
+// MARK: Reply objects
+//
+// The same objects hiredis's default functions (hiredis.c) build, with the same layout and
+// ownership, so hiredis and our Swift code read them as usual; only where the memory comes from
+// differs. Freed objects go to free lists of this thread (every reply of a context is created and
+// freed on its loop thread), at most CHR_POOL_LIMIT of each kind; chr_io_loop_free empties them.
+
+enum { CHR_SMALL_ARRAY = 4, CHR_SMALL_STRING = 128, CHR_POOL_LIMIT = 4096 };
+
+typedef struct chr_free_list {
+    void *first;  // each free item starts with the pointer to the next
+    size_t count;
+} chr_free_list;
+
+static _Thread_local struct {
+    chr_free_list replies;   // sizeof(redisReply)
+    chr_free_list arrays;    // CHR_SMALL_ARRAY element pointers
+    chr_free_list strings;   // CHR_SMALL_STRING bytes
+} chr_pool;
+
+static void *chr_take(chr_free_list *list, size_t size) {
+    void *item = list->first;
+    if (item == NULL) return malloc(size);
+    list->first = *(void **)item;
+    list->count -= 1;
+    return item;
+}
+
+static void chr_give(chr_free_list *list, void *item) {
+    if (list->count >= CHR_POOL_LIMIT) {
+        free(item);
+        return;
+    }
+    *(void **)item = list->first;
+    list->first = item;
+    list->count += 1;
+}
+
+static void chr_drain(chr_free_list *list) {
+    while (list->first != NULL) {
+        void *item = list->first;
+        list->first = *(void **)item;
+        free(item);
+    }
+    list->count = 0;
+}
+
+static void chr_free_reply(void *object) {
+    redisReply *reply = object;
+    if (reply == NULL) return;
+    switch (reply->type) {
+    case REDIS_REPLY_ARRAY:
+        if (reply->element != NULL) {
+            for (size_t index = 0; index < reply->elements; index++) chr_free_reply(reply->element[index]);
+            if (reply->elements <= CHR_SMALL_ARRAY) chr_give(&chr_pool.arrays, reply->element);
+            else free(reply->element);
+        }
+        break;
+    case REDIS_REPLY_ERROR:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_STRING:
+        if (reply->str != NULL) {
+            if (reply->len < CHR_SMALL_STRING) chr_give(&chr_pool.strings, reply->str);
+            else free(reply->str);
+        }
+        break;
+    default:
+        break;
+    }
+    chr_give(&chr_pool.replies, reply);
+}
+
+static redisReply *chr_new_reply(int type) {
+    redisReply *reply = chr_take(&chr_pool.replies, sizeof(redisReply));
+    if (reply == NULL) return NULL;
+    memset(reply, 0, sizeof(*reply));
+    reply->type = type;
+    return reply;
+}
+
+/// Links a finished child into its array, as hiredis's functions do.
+static void *chr_adopt(const redisReadTask *task, redisReply *reply) {
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = reply;
+    }
+    return reply;
+}
+
+static void *chr_create_string(const redisReadTask *task, char *bytes, size_t length) {
+    redisReply *reply = chr_new_reply(task->type);
+    if (reply == NULL) return NULL;
+    char *copy = length < CHR_SMALL_STRING ? chr_take(&chr_pool.strings, CHR_SMALL_STRING) : malloc(length + 1);
+    if (copy == NULL) {
+        chr_free_reply(reply);
+        return NULL;
+    }
+    memcpy(copy, bytes, length);
+    copy[length] = '\0';
+    reply->str = copy;
+    reply->len = length;
+    return chr_adopt(task, reply);
+}
+
+static void *chr_create_array(const redisReadTask *task, int elements) {
+    redisReply *reply = chr_new_reply(REDIS_REPLY_ARRAY);
+    if (reply == NULL) return NULL;
+    if (elements > 0) {
+        size_t count = (size_t)elements;
+        reply->element = count <= CHR_SMALL_ARRAY
+            ? chr_take(&chr_pool.arrays, CHR_SMALL_ARRAY * sizeof(redisReply *))
+            : malloc(count * sizeof(redisReply *));
+        if (reply->element == NULL) {
+            chr_free_reply(reply);
+            return NULL;
+        }
+        // Zeroed, as calloc would: a reply abandoned half-parsed is freed element by element.
+        memset(reply->element, 0, count * sizeof(redisReply *));
+    }
+    reply->elements = (size_t)elements;
+    return chr_adopt(task, reply);
+}
+
+static void *chr_create_integer(const redisReadTask *task, long long value) {
+    redisReply *reply = chr_new_reply(REDIS_REPLY_INTEGER);
+    if (reply == NULL) return NULL;
+    reply->integer = value;
+    return chr_adopt(task, reply);
+}
+
+static void *chr_create_nil(const redisReadTask *task) {
+    redisReply *reply = chr_new_reply(REDIS_REPLY_NIL);
+    if (reply == NULL) return NULL;
+    return chr_adopt(task, reply);
+}
+
+static redisReplyObjectFunctions chr_reply_functions = {
+    chr_create_string,
+    chr_create_array,
+    chr_create_integer,
+    chr_create_nil,
+    chr_free_reply,
 };
 
 struct chr_io_conn {
@@ -171,14 +326,17 @@ static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
     }
     chr_enter(conn);
     char *buffer = conn->loop->buffer;
-    for (int round = 0; round < CHR_IO_READ_ROUNDS; round++) {
+    for (int round = 0; round < CHR_IO_READ_ROUNDS && !conn->freed; round++) {
         ssize_t count = read(fd, buffer, CHR_IO_READ_CHUNK);
         if (count > 0) {
-            // A feed error leaves the reader in its error state; redisProcessCallbacks reports it
-            // and disconnects.
-            (void)redisReaderFeed(ac->c.reader, buffer, (size_t)count);
-            redisProcessCallbacks(ac);
-            if (conn->freed || count < CHR_IO_READ_CHUNK) break;
+            for (ssize_t offset = 0; offset < count && !conn->freed; offset += CHR_IO_FEED_SLICE) {
+                size_t slice = (size_t)(count - offset) < CHR_IO_FEED_SLICE ? (size_t)(count - offset) : CHR_IO_FEED_SLICE;
+                // A feed error leaves the reader in its error state; redisProcessCallbacks reports
+                // it and disconnects.
+                (void)redisReaderFeed(ac->c.reader, buffer + offset, slice);
+                redisProcessCallbacks(ac);
+            }
+            if (count < CHR_IO_READ_CHUNK) break;
         } else if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             break;
         } else {
@@ -209,6 +367,10 @@ void chr_io_loop_free(chr_io_loop *loop) {
     if (loop == NULL) return;
     event_free(loop->flush);
     free(loop);
+    // Called on the loop's thread as it ends: the free lists are this thread's.
+    chr_drain(&chr_pool.replies);
+    chr_drain(&chr_pool.arrays);
+    chr_drain(&chr_pool.strings);
 }
 
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop) {
@@ -231,6 +393,7 @@ int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop) {
     ac->ev.delWrite = chr_del_write;
     ac->ev.cleanup = chr_cleanup;
     ac->ev.data = conn;
+    ac->c.reader->fn = &chr_reply_functions;
     // As the stock adapter: read for the server's first bytes, write for the connect's completion.
     chr_add_read(conn);
     chr_arm_write(conn);
