@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ChannelsRedisTests",
-            dependencies: ["ChannelsRedis"],
+            dependencies: ["ChannelsRedis", "CHiredis", "CHiredisIO"],
             exclude: ["Python"],
             swiftSettings: swiftSettings
         ),

@@ -367,7 +367,12 @@ void chr_io_loop_free(chr_io_loop *loop) {
     if (loop == NULL) return;
     event_free(loop->flush);
     free(loop);
-    // Called on the loop's thread as it ends: the free lists are this thread's.
+    chr_io_release_reply_pool();  // called on the loop's thread as it ends: its free lists
+}
+
+redisReplyObjectFunctions *chr_io_reply_functions(void) { return &chr_reply_functions; }
+
+void chr_io_release_reply_pool(void) {
     chr_drain(&chr_pool.replies);
     chr_drain(&chr_pool.arrays);
     chr_drain(&chr_pool.strings);

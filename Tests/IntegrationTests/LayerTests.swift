@@ -331,6 +331,67 @@ struct LayerTests {
         }
     }
 
+    @Test func aBurstOfManyReadsArrivesWholeAndInOrder() async throws {
+        // 6 MB published at once: the subscriber's socket holds far more than one read (64 KiB) and
+        // one readiness (4 reads); replies cross read and 2 KiB feed boundaries, and the payloads
+        // are on both sides of the reply pool's 128-byte cut.
+        try await withLayer { layer, _ in
+            let channel = try await layer.newChannel()
+            let messages = try await layer.messages(from: channel)
+            let count = 6_000
+            func text(_ index: Int) -> String { String(repeating: "x", count: [10, 120, 127, 128, 700, 3_000][index % 6]) }
+            let batch = (0..<count).map { ["n": .int(Int64($0)), "text": .string(text($0))] as ChannelMessage }
+            try await layer.send(contentsOf: batch, to: channel)
+            var next = 0
+            for try await message in messages {
+                #expect(message["n"]?.intValue == next)
+                #expect(message["text"]?.stringValue == text(next))
+                next += 1
+                if next == count { break }
+            }
+            #expect(next == count)
+            #expect(layer.statistics.droppedMessages == 0)
+        }
+    }
+
+    @Test func routingFollowsEveryMembershipChange() async throws {
+        // The engine remembers the route of the last Redis channel a message came on; every change
+        // of channels or groups must be seen by the very next message on that Redis channel.
+        try await withLayer { layer, server in
+            let first = try await layer.newChannel()
+            let second = try await layer.newChannel()
+            try await layer.groupAdd("route", channel: first)
+            try await layer.groupSend(["n": 1], to: "route")
+            #expect(try await layer.receive(from: first)["n"]?.intValue == 1)
+
+            try await layer.groupAdd("route", channel: second)  // a member joins
+            try await layer.groupSend(["n": 2], to: "route")
+            #expect(try await layer.receive(from: first)["n"]?.intValue == 2)
+            #expect(try await layer.receive(from: second)["n"]?.intValue == 2)
+
+            try await layer.groupDiscard("route", channel: first)  // a member leaves
+            try await layer.groupSend(["n": 3], to: "route")
+            #expect(try await layer.receive(from: second)["n"]?.intValue == 3)
+            try await layer.send(["n": 33], to: first)  // (a cancelled receive would drop `first`)
+            #expect(try await layer.receive(from: first)["n"]?.intValue == 33)
+
+            try await layer.groupAdd("route", channel: first)  // and comes back
+            try await layer.groupSend(["n": 4], to: "route")
+            #expect(try await layer.receive(from: first)["n"]?.intValue == 4)
+            #expect(try await layer.receive(from: second)["n"]?.intValue == 4)
+
+            // A general channel is cleaned up by its cancelled receiver, then received from again:
+            // its messages go to the new mailbox, not the finished one.
+            let general = "specific.route!general"
+            #expect(try await receive(layer, from: general, within: .milliseconds(200)) == nil)
+            try await eventually { try await subscriberCount(server, general) == 0 }
+            let again = Task { try await layer.receive(from: general) }
+            try await eventually { try await subscriberCount(server, general) == 1 }
+            try await layer.send(["n": 5], to: general)
+            #expect(try await again.value["n"]?.intValue == 5)
+        }
+    }
+
     @Test func tasksPreferringTheLayersExecutorRunOnItsLoop() async throws {
         try await withLayer { layer, _ in
             let channel = try await layer.newChannel()

@@ -26,6 +26,13 @@ void chr_io_loop_free(chr_io_loop *loop);
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 
+/// The reply-object functions chr_io_attach installs on every context's reader (pooled redisReply
+/// objects with hiredis's layout). Exposed for tests; loop thread only, like everything here.
+redisReplyObjectFunctions *chr_io_reply_functions(void);
+
+/// Frees the calling thread's pooled reply objects (chr_io_loop_free does this on the loop thread).
+void chr_io_release_reply_pool(void);
+
 /// Bytes one read() takes at most, and reads per readiness before other events get their turn.
 enum { CHR_IO_READ_CHUNK = 64 * 1024, CHR_IO_READ_ROUNDS = 4 };
 
