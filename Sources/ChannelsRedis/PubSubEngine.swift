@@ -107,7 +107,7 @@ final class PubSubEngine: @unchecked Sendable {
         shard(for: redisChannel).publish(channel: redisChannel, payload: payload, continuation: continuation)
     }
 
-    func publish(to redisChannel: String, payloads: [[UInt8]], continuation: RedisShard.Continuation) {
+    func publish(to redisChannel: String, payloads: PayloadBatch, continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         shard(for: redisChannel).publish(channel: redisChannel, payloads: payloads, continuation: continuation)
     }

@@ -367,9 +367,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     }
 
     private nonisolated(nonsending) func publish(contentsOf messages: [ChannelMessage], to redisChannel: String) async throws {
-        var payloads: [[UInt8]] = []
-        payloads.reserveCapacity(messages.count)
-        for message in messages { payloads.append(try codec.encode(message)) }
+        var payloads = PayloadBatch(capacity: messages.count)
+        for message in messages { try codec.encode(message, into: &payloads) }
         let batch = payloads
         try await onLoop { [engine] (continuation: RedisShard.Continuation) in
             engine.publish(to: redisChannel, payloads: batch, continuation: continuation)

@@ -168,7 +168,7 @@ final class HiredisConnection: @unchecked Sendable {
     ///
     /// - Returns: how many were handed to hiredis (all of them, unless there is no context or
     ///   hiredis refused because it is disconnecting).
-    func publish(channel: String, payloads: some Collection<[UInt8]>) -> Int {
+    func publish(channel: String, payloads: some Collection<ArraySlice<UInt8>>) -> Int {
         loop.preconditionInLoop()
         guard let context else { return 0 }
         var buffer = commandBuffer

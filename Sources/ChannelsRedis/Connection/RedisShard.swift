@@ -108,7 +108,8 @@ final class RedisShard: @unchecked Sendable {
     }
     private struct WaitingPublish {
         var channel: String
-        var payload: [UInt8]
+        /// A slice of its batch's buffer (which it keeps alive).
+        var payload: ArraySlice<UInt8>
         var waiter: PublishWaiter
         var deadline: ContinuousClock.Instant
     }
@@ -151,7 +152,7 @@ final class RedisShard: @unchecked Sendable {
         }
         enqueue(
             channel: channel,
-            payloads: CollectionOfOne(payload),
+            payloads: CollectionOfOne(payload[...]),
             waiter: PublishWaiter(count: 1, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
@@ -159,7 +160,7 @@ final class RedisShard: @unchecked Sendable {
 
     /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
     /// Redis confirmed them all, or with the first error.
-    func publish(channel: String, payloads: [[UInt8]], continuation: Continuation) {
+    func publish(channel: String, payloads: PayloadBatch, continuation: Continuation) {
         loop.preconditionInLoop()
         guard !closed else {
             continuation.resume(throwing: ChannelLayerError.closed())
@@ -177,7 +178,7 @@ final class RedisShard: @unchecked Sendable {
         )
     }
 
-    private func enqueue(channel: String, payloads: some Collection<[UInt8]>, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+    private func enqueue(channel: String, payloads: some Collection<ArraySlice<UInt8>>, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
         var sent = 0
         if publisher.isReady, waiting.isEmpty {
             sent = publisher.publish(channel: channel, payloads: payloads)
@@ -461,7 +462,7 @@ final class RedisShard: @unchecked Sendable {
         probeTimer = nil
         guard healthy else { return }
         let id = UUIDHex.random()
-        guard publisher.publish(channel: internalChannel, payloads: CollectionOfOne(Array(id.utf8))) == 1 else { return }
+        guard publisher.publish(channel: internalChannel, payloads: CollectionOfOne(Array(id.utf8)[...])) == 1 else { return }
         inFlight.append(.probe)
         probe = (id, false, false)
         probeTimer = loop.scheduleTimer(after: configuration.livenessTimeout) { [self] in checkProbe() }

@@ -1,5 +1,9 @@
 import OrderedCollections
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The msgpack wire format as Python's `msgpack.packb` / `msgpack.unpackb` (msgpack-python ≥ 1.0 defaults) speak it.
 ///
 /// Encoding is byte-identical to `msgpack.packb(value)`: `str` in the str family chosen by UTF-8 length, `bytes`
@@ -359,63 +363,18 @@ extension String {
     /// Creates a string from bytes that must be well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
     /// surrogates, nothing above U+10FFFF), or returns `nil`.
     ///
-    /// The same check as `String(validating:as:)`, which is not specialized for raw buffers and spends most of its
-    /// time in generic metadata lookups; this runs once per string of every received message.
+    /// One validating pass, in the standard library: `String(decoding:as:)` replaces every ill-formed
+    /// sequence with U+FFFD, so its bytes equal the input exactly when the input was well-formed (at
+    /// the first ill-formed sequence the output has EF BF BD, which is well-formed, so they differ).
+    /// A check of our own before it validated every string twice; `String(validating:as:)` is not
+    /// specialised for raw buffers (generic metadata look-ups). This runs once per string of every
+    /// received message.
     init?(validatingUTF8Bytes raw: UnsafeRawBufferPointer) {
-        guard let base = raw.baseAddress, raw.count > 0 else {
-            self = ""
-            return
+        var string = String(decoding: raw, as: UTF8.self)
+        let unchanged = string.withUTF8 { utf8 in
+            utf8.count == raw.count && (raw.isEmpty || memcmp(utf8.baseAddress!, raw.baseAddress!, raw.count) == 0)
         }
-        let count = raw.count
-        var index = 0
-        // ASCII, eight bytes at a time.
-        while index + 8 <= count, base.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
-            index += 8
-        }
-        while index < count {
-            let lead = base.load(fromByteOffset: index, as: UInt8.self)
-            if lead < 0x80 {
-                index += 1
-                continue
-            }
-            @inline(__always) func byte(_ offset: Int) -> UInt8 {
-                base.load(fromByteOffset: index + offset, as: UInt8.self)
-            }
-            @inline(__always) func isContinuation(_ offset: Int) -> Bool {
-                byte(offset) & 0xC0 == 0x80
-            }
-            switch lead {
-            case 0xC2...0xDF:
-                guard index + 1 < count, isContinuation(1) else { return nil }
-                index += 2
-            case 0xE0...0xEF:
-                guard index + 2 < count else { return nil }
-                let second = byte(1)
-                let secondRange: ClosedRange<UInt8> =
-                    switch lead {
-                    case 0xE0: 0xA0...0xBF  // no overlong forms
-                    case 0xED: 0x80...0x9F  // no surrogates
-                    default: 0x80...0xBF
-                    }
-                guard secondRange.contains(second), isContinuation(2) else { return nil }
-                index += 3
-            case 0xF0...0xF4:
-                guard index + 3 < count else { return nil }
-                let second = byte(1)
-                let secondRange: ClosedRange<UInt8> =
-                    switch lead {
-                    case 0xF0: 0x90...0xBF  // no overlong forms
-                    case 0xF4: 0x80...0x8F  // nothing above U+10FFFF
-                    default: 0x80...0xBF
-                    }
-                guard secondRange.contains(second), isContinuation(2), isContinuation(3) else { return nil }
-                index += 4
-            default:
-                return nil
-            }
-        }
-        self = base.withMemoryRebound(to: UInt8.self, capacity: count) { bytes in
-            String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
-        }
+        guard unchanged else { return nil }
+        self = string
     }
 }
