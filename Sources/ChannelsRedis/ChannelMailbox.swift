@@ -31,9 +31,9 @@ final class ChannelMailbox: @unchecked Sendable {
     // `wakeScheduled`, which only the loop thread touches.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     enum Delivery {
-        /// Buffered. `droppedOldest`: the buffer was full and its oldest message was dropped to
-        /// make room. `needsWake`: consumers are waiting; call ``wakeWaiters()`` (once per batch).
-        case stored(droppedOldest: Bool, needsWake: Bool)
+        /// Buffered. `dropped`: how many of the oldest messages were dropped to make room (the
+        /// buffer was full). `needsWake`: consumers are waiting; call ``wakeWaiters()``.
+        case stored(dropped: Int, needsWake: Bool)
         /// The mailbox is finished; the message was discarded.
         case finished
     }
@@ -86,26 +86,30 @@ final class ChannelMailbox: @unchecked Sendable {
 
     // MARK: Producer (the loop thread)
 
-    /// Puts a message into the buffer.
+    /// Puts messages into the buffer, in order, under one lock: the engine hands over everything a
+    /// channel got in one pass of the loop at once. (Locking per message, the loop and a consumer
+    /// taking messages as fast as they came collided on the mutex: 30 futex calls per 1,000 messages.)
     ///
     /// Waiting consumers are not resumed here: resuming wakes a thread (a futex call), and when a
     /// consumer keeps up that would be one wake per message. The engine calls ``wakeWaiters()`` once
-    /// per batch of replies instead, and a woken consumer takes the rest from the buffer.
-    func deliver(_ message: Entry) -> Delivery {
+    /// per pass instead, and a woken consumer takes the rest from the buffer.
+    func deliver(_ messages: some Collection<Entry>) -> Delivery {
         pthread_mutex_lock(mutex)
         if finished {
             pthread_mutex_unlock(mutex)
             return .finished
         }
-        var dropped = false
-        if buffer.count >= capacity {
-            buffer.removeFirst()
-            dropped = true
+        var dropped = 0
+        for message in messages {
+            if buffer.count >= capacity {
+                buffer.removeFirst()
+                dropped += 1
+            }
+            buffer.append(message)
         }
-        buffer.append(message)
         let needsWake = !waiters.isEmpty
         pthread_mutex_unlock(mutex)
-        return .stored(droppedOldest: dropped, needsWake: needsWake)
+        return .stored(dropped: dropped, needsWake: needsWake)
     }
 
     /// Hands buffered messages to waiting consumers, longest-waiting first.
@@ -123,7 +127,7 @@ final class ChannelMailbox: @unchecked Sendable {
     }
 
     /// Loop thread only (not guarded by the mutex): whether the engine has this mailbox in its
-    /// list of mailboxes to wake after the current batch.
+    /// list of mailboxes to wake at the end of the current pass.
     var wakeScheduled = false
 
     /// Ends the mailbox: waiting and later consumers get `nil` at once. Buffered messages are

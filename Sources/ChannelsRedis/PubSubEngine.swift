@@ -42,10 +42,17 @@ final class PubSubEngine: @unchecked Sendable {
     /// then a walk over channels, with no hashing of member names per delivery.
     private var groups: [String: [ObjectIdentifier: LocalChannel]] = [:]
     private var nextChannelID: UInt64 = 0
-    /// Mailboxes with waiting consumers that got messages in the current batch (each once: its
-    /// `wakeScheduled`), and a spare array so the wake job allocates nothing.
+    /// What the current pass of the loop delivered, in order, handed to the mailboxes at its end by
+    /// `deliverPending()` (one lock per run of messages for one channel); spare arrays so the job
+    /// allocates nothing.
+    private var pendingDeliveries: [PendingDelivery] = []
+    private var spareDeliveries: [PendingDelivery] = []
     private var mailboxesToWake: [ChannelMailbox] = []
-    private var spareMailboxes: [ChannelMailbox] = []
+
+    private struct PendingDelivery {
+        let channel: LocalChannel
+        let entry: ChannelMailbox.Entry
+    }
     /// Where the last received Redis channel's messages go. Under load consecutive messages mostly
     /// share a channel; they then skip building a `String` of its name and two hash lookups.
     /// Cleared by every change to `channels` or `groups` (`invalidateRoute()`).
@@ -254,43 +261,53 @@ final class PubSubEngine: @unchecked Sendable {
 
     // MARK: Delivery
 
+    /// Queues `message` for `channel`'s mailbox. Everything queued in one pass of the loop (all the
+    /// replies hiredis parsed from one readiness) is delivered when the pass's callback returns,
+    /// then the consumers waiting for it are woken, each once.
     private func yield(_ message: ChannelMailbox.Entry, to channel: LocalChannel) {
-        switch channel.mailbox.deliver(message) {
-        case .stored(let droppedOldest, let needsWake):
-            statistics.delivered.add(1)
-            if droppedOldest {
-                statistics.recordDropped()
-                warnAboutDrop(channel.name)
-            }
-            if needsWake { scheduleWake(channel.mailbox) }
-        case .finished:
-            break
+        if pendingDeliveries.isEmpty {
+            loop.execute { [self] in deliverPending() }
         }
+        pendingDeliveries.append(PendingDelivery(channel: channel, entry: message))
     }
 
-    /// Wakes waiting consumers once per batch: after hiredis has handed over every reply it parsed
-    /// from the current read (the job runs when the read callback has returned).
+    private func deliverPending() {
+        var pending = spareDeliveries
+        spareDeliveries = []  // (so the swapped-in buffer is not shared: no copy on the next append)
+        swap(&pending, &pendingDeliveries)  // anything yielded from here on schedules its own job
+        var start = 0
+        while start < pending.count {
+            let channel = pending[start].channel
+            var end = start + 1
+            while end < pending.count, pending[end].channel === channel { end += 1 }
+            switch channel.mailbox.deliver(pending[start..<end].lazy.map(\.entry)) {
+            case .stored(let dropped, let needsWake):
+                statistics.delivered.add(end - start)
+                if dropped > 0 {
+                    statistics.recordDropped(dropped)
+                    warnAboutDrop(channel.name)
+                }
+                if needsWake, !channel.mailbox.wakeScheduled {
+                    channel.mailbox.wakeScheduled = true
+                    mailboxesToWake.append(channel.mailbox)
+                }
+            case .finished:
+                break
+            }
+            start = end
+        }
+        pending.removeAll(keepingCapacity: true)
+        spareDeliveries = pending
+        for mailbox in mailboxesToWake {
+            mailbox.wakeScheduled = false
+            mailbox.wakeWaiters()
+        }
+        mailboxesToWake.removeAll(keepingCapacity: true)
+    }
+
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
         statistics.recordUndecodable()
         logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
-    }
-
-    private func scheduleWake(_ mailbox: ChannelMailbox) {
-        guard !mailbox.wakeScheduled else { return }
-        mailbox.wakeScheduled = true
-        if mailboxesToWake.isEmpty {
-            loop.execute { [self] in
-                var mailboxes = spareMailboxes
-                swap(&mailboxes, &mailboxesToWake)
-                for mailbox in mailboxes {
-                    mailbox.wakeScheduled = false
-                    mailbox.wakeWaiters()
-                }
-                mailboxes.removeAll(keepingCapacity: true)
-                spareMailboxes = mailboxes
-            }
-        }
-        mailboxesToWake.append(mailbox)
     }
 
     private func warnAboutDrop(_ name: String) {

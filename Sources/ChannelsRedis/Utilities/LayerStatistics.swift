@@ -24,10 +24,10 @@ final class LayerStatistics: Sendable {
 
     init() {}
 
-    /// A consumer's buffer was full and its oldest message was dropped.
-    func recordDropped() {
-        dropped.add(1)
-        droppedCounter.increment()
+    /// A consumer's buffer was full and its oldest `count` messages were dropped.
+    func recordDropped(_ count: Int) {
+        dropped.add(count)
+        droppedCounter.increment(by: Int64(count))
     }
 
     /// A received message could not be decrypted or decoded and was skipped.
