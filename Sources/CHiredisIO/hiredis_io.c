@@ -233,22 +233,25 @@ static int chr_leave(chr_io_conn *conn) {
 
 // MARK: hiredis's event hooks
 
+static void chr_arm(struct event *event, int *armed) {
+    if (*armed) return;
+    if (event_add(event, NULL) == 0) *armed = 1;
+}
+
+static void chr_disarm(struct event *event, int *armed) {
+    if (!*armed) return;
+    event_del(event);
+    *armed = 0;
+}
+
 static void chr_add_read(void *privdata) {
     chr_io_conn *conn = privdata;
-    if (conn->reading) return;
-    if (event_add(conn->read_event, NULL) == 0) conn->reading = 1;
+    chr_arm(conn->read_event, &conn->reading);
 }
 
 static void chr_del_read(void *privdata) {
     chr_io_conn *conn = privdata;
-    if (!conn->reading) return;
-    event_del(conn->read_event);
-    conn->reading = 0;
-}
-
-static void chr_arm_write(chr_io_conn *conn) {
-    if (conn->writing) return;
-    if (event_add(conn->write_event, NULL) == 0) conn->writing = 1;
+    chr_disarm(conn->read_event, &conn->reading);
 }
 
 static void chr_add_write(void *privdata) {
@@ -256,7 +259,7 @@ static void chr_add_write(void *privdata) {
     // Still connecting (writability is how a non-blocking connect completes), or the socket could
     // not take everything: wait for writability.
     if (conn->flushing || !(conn->ac->c.flags & REDIS_CONNECTED)) {
-        chr_arm_write(conn);
+        chr_arm(conn->write_event, &conn->writing);
         return;
     }
     if (conn->queued) return;
@@ -273,9 +276,7 @@ static void chr_add_write(void *privdata) {
 
 static void chr_del_write(void *privdata) {
     chr_io_conn *conn = privdata;
-    if (!conn->writing) return;
-    event_del(conn->write_event);
-    conn->writing = 0;
+    chr_disarm(conn->write_event, &conn->writing);
 }
 
 static void chr_cleanup(void *privdata) {
@@ -400,7 +401,7 @@ int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop) {
     ac->ev.data = conn;
     ac->c.reader->fn = &chr_reply_functions;
     // As the stock adapter: read for the server's first bytes, write for the connect's completion.
-    chr_add_read(conn);
-    chr_arm_write(conn);
+    chr_arm(conn->read_event, &conn->reading);
+    chr_arm(conn->write_event, &conn->writing);
     return REDIS_OK;
 }

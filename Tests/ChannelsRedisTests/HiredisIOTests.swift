@@ -24,7 +24,8 @@ struct HiredisIOTests {
         "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n",
         "*5\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n",
         "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
-        "*2\r\n*3\r\n$1\r\nx\r\n$-1\r\n*0\r\n*6\r\n+s\r\n-e\r\n:7\r\n$300\r\n" + String(repeating: "d", count: 300) + "\r\n*1\r\n*1\r\n$1\r\ny\r\n$-1\r\n",
+        "*2\r\n*3\r\n$1\r\nx\r\n$-1\r\n*0\r\n*6\r\n+s\r\n-e\r\n:7\r\n$300\r\n" + String(repeating: "d", count: 300)
+            + "\r\n*1\r\n*1\r\n$1\r\ny\r\n$-1\r\n",
     ]
 
     @Test func repliesMatchHiredisDefaultsWhateverTheSlicing() throws {
