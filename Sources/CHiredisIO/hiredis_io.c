@@ -17,6 +17,7 @@
 // - Reply objects come from small per-thread free lists (chr_reply_functions) instead of a
 //   calloc/malloc and a free for each: a received message is an array of three strings, eight
 //   allocations in hiredis's default functions.
+// - A complete write keeps the output buffer's memory (see chr_write).
 // - Writes: the stock adapter registers interest in writability for every command, which costs an
 //   epoll_ctl, a trip through epoll_wait and another epoll_ctl before the bytes leave. Here a
 //   command only queues its connection for one "flush" callback that libevent runs in the same
@@ -35,6 +36,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 
 // Exported by libhiredis 0.14.1 (async.c) but missing from its headers: parses the replies in the
 // context's reader buffer and runs their callbacks; disconnects on a protocol error.
@@ -52,7 +54,7 @@ struct chr_io_loop {
     char buffer[CHR_IO_READ_CHUNK];
 };
 
-enum { CHR_IO_FEED_SLICE = 2048 };
+enum { CHR_IO_FEED_SLICE = 2048, CHR_IO_KEEP_OUTPUT = 256 * 1024 };
 
 // MARK: Reply objects
 //
@@ -294,6 +296,27 @@ static void chr_cleanup(void *privdata) {
 
 /// Writes the output buffer; hiredis calls addWrite again if the socket is full, delWrite if done.
 static void chr_write(chr_io_conn *conn) {
+    redisContext *c = &conn->ac->c;
+    if ((c->flags & REDIS_CONNECTED) && c->err == 0) {
+        // redisBufferWrite's success path, except that an emptied output buffer keeps its memory
+        // (up to CHR_IO_KEEP_OUTPUT): hiredis frees it after every complete write, and the next
+        // batch of commands grew it again by doubling, a dozen reallocs and copies per batch.
+        size_t length = sdslen(c->obuf);
+        ssize_t written = length > 0 ? write(c->fd, c->obuf, length) : 0;
+        if (written >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (written > 0 && (size_t)written == length && sdsalloc(c->obuf) > CHR_IO_KEEP_OUTPUT) {
+                sdsfree(c->obuf);
+                c->obuf = sdsempty();
+            } else if (written > 0) {
+                sdsrange(c->obuf, (int)written, -1);
+            }
+            if (sdslen(c->obuf) > 0) chr_arm(conn->write_event, &conn->writing);
+            else chr_disarm(conn->write_event, &conn->writing);
+            chr_arm(conn->read_event, &conn->reading);  // as hiredis: reads after writes
+            return;
+        }
+        // A write error: hiredis's own path below writes again, sees it, and disconnects.
+    }
     chr_enter(conn);
     conn->flushing = 1;
     redisAsyncHandleWrite(conn->ac);
