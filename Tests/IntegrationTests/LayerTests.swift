@@ -480,6 +480,34 @@ struct LayerTests {
         }
     }
 
+    @Test(arguments: ["msgpack", "json", "msgpack+fernet"])
+    func batchSendsEncodeWithTheConfiguredCodecAndLimit(_ codec: String) async throws {
+        // Plain msgpack is encoded straight into the batch buffer; the other codecs go through
+        // the serializer (and Fernet). Both must put the same messages on the wire, and a batch
+        // with one oversized message fails before anything of it is published.
+        try await withLayer(configure: { configuration in
+            configuration.maximumMessageSize = 1_000
+            if codec == "json" { configuration.serializer = .json }
+            if codec.hasSuffix("fernet") { configuration.symmetricEncryptionKeys = ["batch-secret"] }
+        }) { layer, _ in
+            let channel = try await layer.newChannel()
+            let messages = try await layer.messages(from: channel)
+            let tooLarge: ChannelMessage = ["n": -1, "text": .string(String(repeating: "x", count: 2_000))]
+            await #expect(throws: ChannelLayerError.self) {
+                try await layer.send(contentsOf: [["n": -2], tooLarge, ["n": -3]], to: channel)
+            }
+            #expect(layer.statistics.published == 0)
+            let batch = (0..<300).map { ["n": .int(Int64($0)), "text": .string(String(repeating: "é", count: $0 % 100))] as ChannelMessage }
+            try await layer.send(contentsOf: batch, to: channel)
+            var received: [ChannelMessage] = []
+            for try await message in messages {
+                received.append(message)
+                if received.count == batch.count { break }
+            }
+            #expect(received == batch)  // in order, and nothing of the failed batch
+        }
+    }
+
     @Test func oneMegabyteMessagesGoThrough() async throws {
         try await withLayer { layer, _ in
             let channel = try await layer.newChannel()
