@@ -17,13 +17,13 @@
 // - Reply objects come from small per-thread free lists (chr_reply_functions) instead of a
 //   calloc/malloc and a free for each: a received message is an array of three strings, eight
 //   allocations in hiredis's default functions.
-// - A complete write keeps the output buffer's memory (see chr_write).
 // - Writes: the stock adapter registers interest in writability for every command, which costs an
 //   epoll_ctl, a trip through epoll_wait and another epoll_ctl before the bytes leave. Here a
 //   command only queues its connection for one "flush" callback that libevent runs in the same
 //   loop pass, after the callback that issued it: every command issued in one pass (a batch of
 //   PUBLISHes, a reply that triggers the next command) goes out in one write(), with no epoll
 //   round trip. Only when the socket is full (or still connecting) do we wait for writability.
+//   A complete write keeps the output buffer's memory (see chr_write).
 //
 // Everything here runs on the event_base's thread, like every other hiredis and libevent call.
 
@@ -31,9 +31,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
-
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
@@ -294,7 +293,9 @@ static void chr_cleanup(void *privdata) {
 
 // MARK: libevent callbacks
 
-/// Writes the output buffer; hiredis calls addWrite again if the socket is full, delWrite if done.
+/// Writes the output buffer, and waits for writability only if something is left. A connect in
+/// progress and write errors take hiredis's own path (redisAsyncHandleWrite), which completes the
+/// connect or disconnects.
 static void chr_write(chr_io_conn *conn) {
     redisContext *c = &conn->ac->c;
     if ((c->flags & REDIS_CONNECTED) && c->err == 0) {
