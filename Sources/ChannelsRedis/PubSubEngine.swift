@@ -280,7 +280,11 @@ final class PubSubEngine: @unchecked Sendable {
             let channel = pending[start].channel
             var end = start + 1
             while end < pending.count, pending[end].channel === channel { end += 1 }
-            switch channel.mailbox.deliver(pending[start..<end].lazy.map(\.entry)) {
+            let delivery =
+                end == start + 1
+                ? channel.mailbox.deliver(CollectionOfOne(pending[start].entry))  // fan-out: one each
+                : channel.mailbox.deliver(pending[start..<end].lazy.map(\.entry))
+            switch delivery {
             case .stored(let dropped, let needsWake):
                 statistics.delivered.add(end - start)
                 if dropped > 0 {
