@@ -348,15 +348,24 @@ private func hiredisDisconnectTrampoline(_ context: UnsafePointer<redisAsyncCont
 // The per-reply trampolines borrow the connection without retaining it: the owner keeps it alive
 // (above), and an atomic retain/release pair per reply shows in the profile.
 
+@inline(__always)
+private func withReply(
+    _ context: UnsafeMutablePointer<redisAsyncContext>?,
+    _ reply: UnsafeMutableRawPointer?,
+    _ body: (HiredisConnection, UnsafePointer<redisReply>?) -> Void
+) {
+    guard let data = context?.pointee.data else { return }
+    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
+        body(owner, reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
+    }
+}
+
 private func hiredisReplyTrampoline(
     _ context: UnsafeMutablePointer<redisAsyncContext>?,
     _ reply: UnsafeMutableRawPointer?,
     _ privdata: UnsafeMutableRawPointer?
 ) {
-    guard let data = context?.pointee.data else { return }
-    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
-        owner.replyCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
-    }
+    withReply(context, reply) { owner, reply in owner.replyCallback(reply) }
 }
 
 private func hiredisPushTrampoline(
@@ -364,8 +373,5 @@ private func hiredisPushTrampoline(
     _ reply: UnsafeMutableRawPointer?,
     _ privdata: UnsafeMutableRawPointer?
 ) {
-    guard let data = context?.pointee.data else { return }
-    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
-        owner.pushCallback(reply.map { UnsafePointer($0.assumingMemoryBound(to: redisReply.self)) })
-    }
+    withReply(context, reply) { owner, reply in owner.pushCallback(reply) }
 }
