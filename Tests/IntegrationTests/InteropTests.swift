@@ -426,46 +426,14 @@ struct InteropTests {
             }
             let messages: [ChannelMessage] = [[:]] + values.map { ["type": "size.test", "data": $0] }
 
-            let pythonChannel = try await env.peer.newChannel()
-            try await env.awaitSubscribers(pythonChannel, 1)
-            let swiftChannel = try await env.layer.newChannel()
-            for message in messages {
-                try await env.layer.send(message, to: pythonChannel)
-                expectExact(
-                    try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message,
-                    message,
-                    "Swift → Python, \(abbreviated(message))"
-                )
-                try await env.peer.send(message, to: swiftChannel)
-                expectExact(
-                    try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)),
-                    message,
-                    "Python → Swift, \(abbreviated(message))"
-                )
-            }
+            try await expectBothWaysExactly(messages, env)
         }
     }
 
     @Test(arguments: [InteropSetup.msgpack, .json])
     func everyKindOfValueCrossesBothWaysExactly(_ setup: InteropSetup) async throws {
         try await withInterop(setup) { env in
-            let pythonChannel = try await env.peer.newChannel()
-            try await env.awaitSubscribers(pythonChannel, 1)
-            let swiftChannel = try await env.layer.newChannel()
-            for message in valueCorpus(binary: setup.carriesBinary) {
-                try await env.layer.send(message, to: pythonChannel)
-                expectExact(
-                    try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message,
-                    message,
-                    "Swift → Python, \(abbreviated(message))"
-                )
-                try await env.peer.send(message, to: swiftChannel)
-                expectExact(
-                    try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)),
-                    message,
-                    "Python → Swift, \(abbreviated(message))"
-                )
-            }
+            try await expectBothWaysExactly(valueCorpus(binary: setup.carriesBinary), env)
         }
     }
 
@@ -742,6 +710,27 @@ struct InteropFailure: Error, CustomStringConvertible {
 }
 
 /// `layer.receive(from:)` with a deadline; throws when nothing came (the receive is cancelled then).
+/// Sends each message Swift → Python and Python → Swift, one at a time, and expects it back exactly.
+private func expectBothWaysExactly(_ messages: [ChannelMessage], _ env: InteropEnvironment) async throws {
+    let pythonChannel = try await env.peer.newChannel()
+    try await env.awaitSubscribers(pythonChannel, 1)
+    let swiftChannel = try await env.layer.newChannel()
+    for message in messages {
+        try await env.layer.send(message, to: pythonChannel)
+        expectExact(
+            try await env.peer.receive(from: pythonChannel, timeout: .seconds(30)).message,
+            message,
+            "Swift → Python, \(abbreviated(message))"
+        )
+        try await env.peer.send(message, to: swiftChannel)
+        expectExact(
+            try await swiftReceive(env.layer, from: swiftChannel, within: .seconds(30)),
+            message,
+            "Python → Swift, \(abbreviated(message))"
+        )
+    }
+}
+
 private func swiftReceive(
     _ layer: RedisPubSubChannelLayer,
     from channel: String,

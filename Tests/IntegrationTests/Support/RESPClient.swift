@@ -78,9 +78,7 @@ enum RESPClient {
         password: String? = nil,
         timeout: Duration = .seconds(5)
     ) async throws -> RESPValue {
-        try await onDedicatedThread(name: "fixture-resp") {
-            try commandBlocking(arguments, port: port, password: password, timeout: timeout)
-        }
+        try await command(arguments.map { Array($0.utf8) }, port: port, password: password, timeout: timeout)
     }
 
     /// ``command(_:port:password:timeout:)`` with arguments as raw bytes, for payloads that are not UTF-8.
