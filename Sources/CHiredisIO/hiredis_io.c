@@ -6,8 +6,14 @@
 //   publisher connection took ~4,000 four-byte replies per read, so publishers raced ahead and
 //   the server buffered the subscriber's backlog (found by the throughput benchmark: at 1 M
 //   messages the server hit its pub/sub output-buffer limit and dropped the subscriber). Here one
-//   readiness reads up to CHR_IO_READ_ROUNDS x 64 KiB, feeding hiredis's reader, and then runs
-//   redisProcessCallbacks, which is exactly what redisAsyncHandleRead does after its own read.
+//   readiness reads until the socket is empty, 64 KiB at a time, feeding hiredis's reader, and
+//   then runs redisProcessCallbacks, which is exactly what redisAsyncHandleRead does after its
+//   own read. Draining matters: PUBLISH replies complete sends long before the subscriber has
+//   read the messages, so a loop pass that reads less than it lets publishers write lets
+//   publishers in the same process outrun their own subscriber (a cap of 4 x 64 KiB lost
+//   messages that way with batches of 4,096 and in a test). The cap of CHR_IO_READ_ROUNDS reads
+//   (16 MiB) only keeps timers and other connections alive when an outside publisher never lets
+//   the socket drain.
 // - The read event is persistent (EV_PERSIST) and stays registered: the stock adapter's one-shot
 //   event is deleted and re-added around every read.
 // - What one read() brought is fed to hiredis's reader in slices of CHR_IO_FEED_SLICE bytes, each

@@ -332,8 +332,8 @@ struct LayerTests {
     }
 
     @Test func aBurstOfManyReadsArrivesWholeAndInOrder() async throws {
-        // 6 MB published at once: the subscriber's socket holds far more than one read (64 KiB) and
-        // one readiness (4 reads); replies cross read and 2 KiB feed boundaries, and the payloads
+        // 6 MB published at once: the subscriber's socket holds far more than one read (64 KiB);
+        // replies cross read and 2 KiB feed boundaries, and the payloads
         // are on both sides of the reply pool's 128-byte cut.
         try await withLayer { layer, _ in
             let channel = try await layer.newChannel()
@@ -350,6 +350,53 @@ struct LayerTests {
                 if next == count { break }
             }
             #expect(next == count)
+            #expect(layer.statistics.droppedMessages == 0)
+        }
+    }
+
+    @Test func publishersInTheSameProcessDoNotOutrunTheirSubscriber() async throws {
+        // Senders get PUBLISH replies long before their subscriber has read the messages; if one
+        // loop pass writes more than it reads, Redis's output buffer for the subscriber grows until
+        // Redis drops the connection (its pub/sub limit, made small here) and messages are lost.
+        let limit = "pubsub 8mb 0 0"
+        try await withLayer(
+            configure: { $0.capacity = 100_000 },
+            serverArguments: ["--client-output-buffer-limit", limit]
+        ) { layer, _ in
+            let channel = try await layer.newChannel()
+            let messages = try await layer.messages(from: channel)
+            let senders = 4
+            let batches = 64
+            let batchSize = 32  // 4 x 32 messages of ~16 KB in flight: ~2 MB
+            let text = String(repeating: "y", count: 16_000)
+            let count = senders * batches * batchSize
+            let received = Mutex(0)
+            let consumer = Task {
+                for try await _ in messages {
+                    received.withLock { $0 += 1 }
+                }
+            }
+            defer { consumer.cancel() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for sender in 0..<senders {
+                    group.addTask {
+                        for batch in 0..<batches {
+                            let messages = (0..<batchSize).map { index in
+                                ["s": .int(Int64(sender)), "n": .int(Int64(batch * batchSize + index)), "text": .string(text)]
+                                    as ChannelMessage
+                            }
+                            try await layer.send(contentsOf: messages, to: channel)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // Fails fast instead of waiting for messages that were lost with a dropped connection.
+            try await eventually(timeout: .seconds(60), "every message arrived, or the subscriber was dropped") {
+                received.withLock { $0 } == count || layer.statistics.reconnects > 0
+            }
+            #expect(layer.statistics.reconnects == 0)
+            #expect(received.withLock { $0 } == count)
             #expect(layer.statistics.droppedMessages == 0)
         }
     }

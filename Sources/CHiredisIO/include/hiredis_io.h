@@ -33,7 +33,9 @@ redisReplyObjectFunctions *chr_io_reply_functions(void);
 /// Frees the calling thread's pooled reply objects (chr_io_loop_free does this on the loop thread).
 void chr_io_release_reply_pool(void);
 
-/// Bytes one read() takes at most, and reads per readiness before other events get their turn.
-enum { CHR_IO_READ_CHUNK = 64 * 1024, CHR_IO_READ_ROUNDS = 4 };
+/// Bytes one read() takes at most, and reads per readiness before other events get their turn:
+/// 256 x 64 KiB = 16 MiB, half of Redis's default hard output-buffer limit for pub/sub clients.
+/// A readiness reads until the socket is empty unless that much is waiting (see hiredis_io.c).
+enum { CHR_IO_READ_CHUNK = 64 * 1024, CHR_IO_READ_ROUNDS = 256 };
 
 #endif
