@@ -401,6 +401,45 @@ struct LayerTests {
         }
     }
 
+    @Test func aBatchRedisRefusesFailsWithItsCountAndTheNextBatchIsNotBlamed() async throws {
+        // Only the last PUBLISH of a batch calls back into Swift; the replies before it are checked
+        // in C. A user whose ACL allows only some channels sees every refusal of a batch counted,
+        // and a batch after it (on an allowed channel) succeeds.
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        _ = try await server.command([
+            "ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "resetchannels",
+            "&asgiok.*", "&asgi__group__ok*", "&asgi__channels_redis_swift__*",
+        ])
+        let limited = try RedisPubSubChannelLayer(
+            configuration: .init(hosts: ["redis://limited:pw@127.0.0.1:\(server.port)"])
+        )
+        do {
+            let channel = try await limited.newChannel(prefix: "ok.")
+            let batch = (0..<50).map { ["n": .int(Int64($0))] as ChannelMessage }
+            let error = await #expect(throws: ChannelLayerError.self) {
+                try await limited.send(contentsOf: batch, to: "asginot.allowed")
+            }
+            #expect(error?.message.contains("50 of 50 in one batch") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("NOPERM") == true, "\(String(describing: error))")
+            let singleError = await #expect(throws: ChannelLayerError.self) {
+                try await limited.send(["n": 1], to: "asginot.allowed")
+            }
+            #expect(singleError?.message.contains("NOPERM") == true, "\(String(describing: singleError))")
+            #expect(singleError?.message.contains("in one batch") == false, "\(String(describing: singleError))")
+
+            try await limited.send(contentsOf: batch, to: channel)
+            for index in 0..<50 {
+                #expect(try await limited.receive(from: channel)["n"]?.intValue == index)
+            }
+            #expect(limited.statistics.published == 50)
+            await limited.close()
+        } catch {
+            await limited.close()
+            throw error
+        }
+    }
+
     @Test func routingFollowsEveryMembershipChange() async throws {
         // The engine remembers the route of the last Redis channel a message came on; every change
         // of channels or groups must be seen by the very next message on that Redis channel.

@@ -26,6 +26,21 @@ void chr_io_loop_free(chr_io_loop *loop);
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 
+/// Queues one PUBLISH of `channel` per payload, in order, formatted here (hiredis's own formatting
+/// is an sdscatfmt per argument). Payload `i` is bytes [ends[i-1], ends[i]) of `payloads`
+/// (ends[-1] = 0). Only the last command's reply goes to `fn` with `privdata`; the replies before
+/// it are checked here, and an error among them is counted for chr_io_take_rejected, so a run of
+/// n PUBLISHes costs one callback into the caller instead of n.
+/// Returns how many were queued: all of them, or 0 when the context is disconnecting or memory
+/// ran out (hiredis queues every command once its flags allow it).
+size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, const void *channel,
+                      size_t channel_length, const void *payloads, const size_t *ends, size_t count);
+
+/// How many replies to the PUBLISHes before a run's last one were errors since the last call
+/// (call it in every last-of-run callback), and the text of the last such error, copied into
+/// `text` (at most capacity - 1 bytes and a NUL). Resets both.
+size_t chr_io_take_rejected(redisAsyncContext *ac, char *text, size_t capacity);
+
 /// The reply-object functions chr_io_attach installs on every context's reader (pooled redisReply
 /// objects with hiredis's layout). Exposed for tests; loop thread only, like everything here.
 redisReplyObjectFunctions *chr_io_reply_functions(void);

@@ -160,67 +160,57 @@ final class HiredisConnection: @unchecked Sendable {
         send(arguments, push: true)
     }
 
-    /// `PUBLISH channel payload` for each payload, in order, each with its own reply.
+    /// `PUBLISH channel payload` for each payload of `batch`, in order, with one reply for the
+    /// whole run at `didReceiveReply`: the reply to the last PUBLISH, after which
+    /// ``takeRejectedPublishes()`` tells how many of the others Redis refused.
     ///
-    /// The commands are formatted here, into one reused buffer, and handed over with
-    /// `redisAsyncFormattedCommand`: hiredis's own formatting (`redisFormatSdsCommandArgv`, an
-    /// `sdscatfmt` per argument) was the largest single cost of a batch send in the profile.
+    /// The commands are formatted in C (`chr_io_publish`): hiredis's own formatting
+    /// (`redisFormatSdsCommandArgv`, an `sdscatfmt` per argument) was the largest single cost of a
+    /// batch send in the profile, and a callback into Swift per reply (the trampoline and the run
+    /// bookkeeping) about a tenth of the loop thread.
     ///
-    /// - Returns: how many were handed to hiredis (all of them, unless there is no context or
-    ///   hiredis refused because it is disconnecting).
-    func publish(channel: String, payloads: some Collection<ArraySlice<UInt8>>) -> Int {
-        loop.preconditionInLoop()
-        guard let context else { return 0 }
-        var buffer = commandBuffer
-        commandBuffer = []  // unique while we append (no copy on write)
-        defer {
-            buffer.removeAll(keepingCapacity: true)
-            commandBuffer = buffer
-        }
-        // *3 $7 PUBLISH $<n> <channel> $<m> <payload>
-        buffer.append(contentsOf: Self.publishHeader)
-        var channel = channel
-        channel.withUTF8 { Self.appendBulk($0, to: &buffer) }
-        let prefixCount = buffer.count
-        var sent = 0
-        for payload in payloads {
-            buffer.removeSubrange(prefixCount...)
-            payload.withUnsafeBufferPointer { Self.appendBulk($0, to: &buffer) }
-            let status = buffer.withUnsafeBufferPointer { bytes in
-                bytes.withMemoryRebound(to: CChar.self) { command in
-                    redisAsyncFormattedCommand(context, hiredisReplyTrampoline, context.pointee.data, command.baseAddress, command.count)
-                }
+    /// - Returns: how many were handed to hiredis: all of them, or 0 if there is no context or
+    ///   hiredis refused because it is disconnecting.
+    func publish(channel: String, batch: PayloadBatch) -> Int {
+        batch.withUnsafeStorage { bytes, ends in publish(channel: channel, bytes: bytes, ends: ends) }
+    }
+
+    /// `PUBLISH channel payload`, its reply at `didReceiveReply`. Returns 1, or 0 as above.
+    func publish(channel: String, payload: ArraySlice<UInt8>) -> Int {
+        payload.withUnsafeBytes { bytes in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 1) { ends in
+                ends[0] = bytes.count
+                return publish(channel: channel, bytes: bytes, ends: UnsafeBufferPointer(ends))
             }
-            guard status == REDIS_OK else { break }
-            sent += 1
         }
-        return sent
     }
 
-    /// Scratch space for `publish`; loop-confined like everything here.
-    private var commandBuffer: [UInt8] = []
-    private static let publishHeader: [UInt8] = Array("*3\r\n$7\r\nPUBLISH\r\n".utf8)
-
-    /// `$<count>\r\n<bytes>\r\n`
-    private static func appendBulk(_ bytes: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
-        buffer.append(UInt8(ascii: "$"))
-        appendDecimal(bytes.count, to: &buffer)
-        buffer.append(UInt8(ascii: "\r"))
-        buffer.append(UInt8(ascii: "\n"))
-        buffer.append(contentsOf: bytes)
-        buffer.append(UInt8(ascii: "\r"))
-        buffer.append(UInt8(ascii: "\n"))
+    private func publish(channel: String, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>) -> Int {
+        loop.preconditionInLoop()
+        guard let context, !ends.isEmpty else { return 0 }
+        var channel = channel
+        return channel.withUTF8 { name in
+            chr_io_publish(
+                context,
+                hiredisReplyTrampoline,
+                context.pointee.data,
+                name.baseAddress,
+                name.count,
+                bytes.baseAddress,
+                ends.baseAddress,
+                ends.count
+            )
+        }
     }
 
-    private static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
-        precondition(value >= 0)
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
+    /// How many PUBLISHes before the last of the run just answered Redis refused, and the last
+    /// refusal's text. Call it in every reply callback of a publish run (it resets the count).
+    func takeRejectedPublishes() -> (count: Int, text: String) {
+        loop.preconditionInLoop()
+        guard let context else { return (0, "") }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 128) { text in
+            let count = chr_io_take_rejected(context, text.baseAddress, text.count)
+            return (count, count == 0 ? "" : String(cString: text.baseAddress!))
         }
     }
 

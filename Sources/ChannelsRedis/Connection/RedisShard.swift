@@ -87,9 +87,10 @@ final class RedisShard: @unchecked Sendable {
     private var lastError: ChannelLayerError?
 
     // Publisher
-    /// Consecutive commands handed to hiredis whose replies go to the same place. A batch of
-    /// PUBLISHes is one run of `count` replies: the queue does no work per message (a per-message
-    /// enum entry with its payload cost ~5 % of the loop thread in the throughput benchmark).
+    /// Commands handed to hiredis that end with one reply callback. A batch of PUBLISHes is one
+    /// run of `count` commands whose last reply is the run's (`HiredisConnection.publish(channel:batch:)`):
+    /// the queue does no work per message (a per-message enum entry with its payload cost ~5 % of
+    /// the loop thread in the throughput benchmark, a Swift callback per reply ~10 %).
     private struct InFlightRun {
         enum Kind {
             /// AUTH or PING of the handshake.
@@ -152,7 +153,7 @@ final class RedisShard: @unchecked Sendable {
         }
         enqueue(
             channel: channel,
-            payloads: CollectionOfOne(payload[...]),
+            payloads: PayloadBatch(single: payload),
             waiter: PublishWaiter(count: 1, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
@@ -178,15 +179,15 @@ final class RedisShard: @unchecked Sendable {
         )
     }
 
-    private func enqueue(channel: String, payloads: some Collection<ArraySlice<UInt8>>, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+    private func enqueue(channel: String, payloads: PayloadBatch, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
         var sent = 0
         if publisher.isReady, waiting.isEmpty {
-            sent = publisher.publish(channel: channel, payloads: payloads)
-            appendInFlight(count: sent, waiter: waiter, deadline: deadline)
+            sent = publisher.publish(channel: channel, batch: payloads)
+            appendInFlight(count: sent, of: payloads.count, waiter: waiter, deadline: deadline)
         }
-        if sent < payloads.count {
+        if sent == 0 {
             // Not connected yet (or hiredis refused): in order, after everything already waiting.
-            for payload in payloads.dropFirst(sent) {
+            for payload in payloads {
                 waiting.append(WaitingPublish(channel: channel, payload: payload, waiter: waiter, deadline: deadline))
             }
             activate()
@@ -194,12 +195,16 @@ final class RedisShard: @unchecked Sendable {
         armSweep(for: deadline)
     }
 
-    private func appendInFlight(count: Int, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+    /// Records a run that `publisher.publish` queued `count` of `total` commands of.
+    private func appendInFlight(count: Int, of total: Int, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
         guard count > 0 else { return }
-        if let last = inFlight.last, last.waiter === waiter {
-            inFlight[inFlight.count - 1].count += count
-        } else {
-            inFlight.append(InFlightRun(kind: .publish, count: count, waiter: waiter, deadline: deadline))
+        inFlight.append(InFlightRun(kind: .publish, count: count, waiter: waiter, deadline: deadline))
+        if count < total {
+            // All or none, says chr_io_publish; a partial run has no reply callback of its own, so
+            // the replies after it would be misattributed: the connection starts over instead.
+            let error = ChannelLayerError(.connectionLost, "hiredis queued \(count) of \(total) PUBLISHes to \(endpoint)")
+            waiter.fail(error)
+            loop.execute { [self] in self.publisher.fail(error) }
         }
     }
 
@@ -326,8 +331,8 @@ final class RedisShard: @unchecked Sendable {
         logger.debug("publisher ready", metadata: [LogKey.waiting: "\(waiting.count)"])
         // Everything that waited goes out now, pipelined, in order.
         while let entry = waiting.popFirst() {
-            if publisher.publish(channel: entry.channel, payloads: CollectionOfOne(entry.payload)) == 1 {
-                appendInFlight(count: 1, waiter: entry.waiter, deadline: entry.deadline)
+            if publisher.publish(channel: entry.channel, payload: entry.payload) == 1 {
+                appendInFlight(count: 1, of: 1, waiter: entry.waiter, deadline: entry.deadline)
             } else {
                 entry.waiter.fail(ChannelLayerError(.connectionLost, "the publisher to \(endpoint) went away"))
             }
@@ -462,7 +467,7 @@ final class RedisShard: @unchecked Sendable {
         probeTimer = nil
         guard healthy else { return }
         let id = UUIDHex.random()
-        guard publisher.publish(channel: internalChannel, payloads: CollectionOfOne(Array(id.utf8)[...])) == 1 else { return }
+        guard publisher.publish(channel: internalChannel, payload: Array(id.utf8)[...]) == 1 else { return }
         inFlight.append(.probe)
         probe = (id, false, false)
         probeTimer = loop.scheduleTimer(after: configuration.livenessTimeout) { [self] in checkProbe() }
@@ -546,18 +551,13 @@ extension RedisShard: HiredisConnectionDelegate {
     }
 
     private func publisherReply(_ reply: UnsafePointer<redisReply>?) {
-        guard let front = inFlight.first else { return }
-        let kind = front.kind
-        let waiter = front.waiter
-        if front.count == 1 {
-            inFlight.removeFirst()
-            if sweptPrefix > 0 { sweptPrefix -= 1 }
-        } else {
-            inFlight[0].count -= 1
-        }
-        switch kind {
+        guard let front = inFlight.popFirst() else { return }
+        if sweptPrefix > 0 { sweptPrefix -= 1 }
+        switch front.kind {
         case .publish:
-            guard let waiter, waiter.isPending else { return }  // failed already (timeout, error)
+            // Always taken, so that the next run starts from zero.
+            let rejected = reply == nil ? (count: 0, text: "") : publisher.takeRejectedPublishes()
+            guard let waiter = front.waiter, waiter.isPending else { return }  // failed already (timeout, error)
             guard let reply else {
                 waiter.fail(
                     closed
@@ -569,11 +569,15 @@ extension RedisShard: HiredisConnectionDelegate {
                 )
                 return
             }
-            if reply.pointee.type == REDIS_REPLY_ERROR {
-                waiter.fail(ChannelLayerError(.connectionFailed, "Redis refused PUBLISH: \(RedisReply.text(reply) ?? "error")"))
+            let lastRefused = reply.pointee.type == REDIS_REPLY_ERROR
+            let refused = rejected.count + (lastRefused ? 1 : 0)
+            statistics.published.add(front.count - refused)
+            if refused == 0 {
+                waiter.succeeded(count: front.count)
             } else {
-                statistics.published.add(1)
-                waiter.succeeded()
+                let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
+                let what = front.count == 1 ? "" : " (\(refused) of \(front.count) in one batch)"
+                waiter.fail(ChannelLayerError(.connectionFailed, "Redis refused PUBLISH\(what): \(text)"))
             }
         case .handshake:
             guard let reply else { return }
@@ -678,8 +682,8 @@ private final class PublishWaiter {
         self.continuation = continuation
     }
 
-    func succeeded() {
-        remaining -= 1
+    func succeeded(count: Int) {
+        remaining -= count
         if remaining == 0, isPending {
             isPending = false
             continuation.resume()
