@@ -231,6 +231,28 @@ struct MessagePackTests {
         #expect(decoded["a"] == 3)
     }
 
+    @Test func mapsOnBothSidesOfTheUncheckedLimitKeepOrderAndPythonsDuplicateRule() throws {
+        // Small maps are checked for repeated keys key by key, larger ones by the dictionary.
+        for count in [MessagePack.uncheckedMapLimit - 1, MessagePack.uncheckedMapLimit, MessagePack.uncheckedMapLimit + 1, 40] {
+            let keys = (0..<count).map { "k\($0)" }
+            var bytes: [UInt8] = count < 16 ? [0x80 | UInt8(count)] : [0xDE, 0, UInt8(count)]
+            for (index, key) in keys.enumerated() {
+                bytes += [0xA0 | UInt8(key.utf8.count)] + Array(key.utf8) + [UInt8(index)]
+            }
+            let decoded = try unpack(bytes)
+            #expect(decoded.mapValue.map { Array($0.keys) } == keys)
+            #expect(decoded[keys[count - 1]]?.intValue == count - 1)
+
+            // The same with the first key repeated at the end: first place, last value.
+            var repeated: [UInt8] = count + 1 < 16 ? [0x80 | UInt8(count + 1)] : [0xDE, 0, UInt8(count + 1)]
+            repeated += bytes.dropFirst(count < 16 ? 1 : 3)
+            repeated += [0xA2] + Array("k0".utf8) + [0x7F]
+            let last = try unpack(repeated)
+            #expect(last.mapValue.map { Array($0.keys) } == keys)
+            #expect(last["k0"] == 0x7F)
+        }
+    }
+
     @Test func binKeysAreAcceptedWhenValidUTF8() throws {
         #expect(try unpack(hexBytes("81 c4 01 61 01")) == ["a": 1])
         expectRejected(hexBytes("81 c4 01 ff 01"), mentioning: "not valid UTF-8")
