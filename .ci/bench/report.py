@@ -154,8 +154,9 @@ def rows_for(results):
     tp["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1})
     tp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
     rows.append(("throughput, msgs/s received (many senders, one send each)", "↑", "rate", tp))
-    if any(r.get("workload") == "throughput" and (r.get("send_batch") or 1) > 1 for r in results):
-        batch = max(r["send_batch"] for r in results if r.get("workload") == "throughput" and is_number(r.get("send_batch")))
+    batches = sorted({r["send_batch"] for r in results
+                      if r.get("workload") == "throughput" and is_number(r.get("send_batch")) and r["send_batch"] > 1})
+    for batch in batches:
         tb = same("throughput", "msgs_per_sec")
         tb["swift"] = ("throughput", "msgs_per_sec", {"send_batch": batch})
         tb["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
