@@ -47,8 +47,16 @@ final class ChannelMailbox: @unchecked Sendable {
     /// the bytes of a message only this channel gets, decoded by the consumer that takes it, on
     /// its own core instead of the loop thread (still once per Redis message).
     enum Entry: Sendable {
-        case message(ChannelMessage)
+        case message(Shared)
         case encoded([UInt8])
+    }
+
+    /// A decoded message behind one reference: handing it to every member of a group is one retain
+    /// per mailbox, not one for each storage buffer inside the message (a map is two or three), all
+    /// on the loop thread while the consumers release the same counters on other cores.
+    final class Shared: Sendable {
+        let message: ChannelMessage
+        init(_ message: ChannelMessage) { self.message = message }
     }
 
     /// Unsafe rather than checked: a checked continuation allocates a canary object per wait and
@@ -160,7 +168,7 @@ final class ChannelMailbox: @unchecked Sendable {
     nonisolated(nonsending) func next() async -> ChannelMessage? {
         while let entry = await nextEntry() {
             switch entry {
-            case .message(let message): return message
+            case .message(let shared): return shared.message
             case .encoded(let bytes):
                 if let message = owner.decode(bytes, forChannel: channel) { return message }
             }

@@ -54,7 +54,11 @@ final class PubSubEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var mailboxesToWake: [ChannelMailbox] = []
 
     private struct PendingDelivery {
-        let channel: LocalChannel
+        /// The one local channel the entry is for; `nil`: every channel of `members`.
+        let channel: LocalChannel?
+        /// A group's local members (the route's array, shared): one pending delivery per Redis
+        /// message however many members there are.
+        let members: [LocalChannel]
         let entry: ChannelMailbox.Entry
     }
     /// Where the last received Redis channel's messages go. Under load consecutive messages mostly
@@ -269,10 +273,19 @@ final class PubSubEngine: @unchecked Sendable {
     /// replies hiredis parsed from one readiness) is delivered when the pass's callback returns,
     /// then the consumers waiting for it are woken, each once.
     private func yield(_ message: ChannelMailbox.Entry, to channel: LocalChannel) {
+        queue(PendingDelivery(channel: channel, members: [], entry: message))
+    }
+
+    /// Queues `message` for every channel of `members`.
+    private func yield(_ message: ChannelMailbox.Entry, toAll members: [LocalChannel]) {
+        queue(PendingDelivery(channel: nil, members: members, entry: message))
+    }
+
+    private func queue(_ delivery: PendingDelivery) {
         if pendingDeliveries.isEmpty {
             loop.execute { [self] in deliverPending() }
         }
-        pendingDeliveries.append(PendingDelivery(channel: channel, entry: message))
+        pendingDeliveries.append(delivery)
     }
 
     private func deliverPending() {
@@ -281,26 +294,19 @@ final class PubSubEngine: @unchecked Sendable {
         swap(&pending, &pendingDeliveries)  // anything yielded from here on schedules its own job
         var start = 0
         while start < pending.count {
-            let channel = pending[start].channel
+            guard let channel = pending[start].channel else {
+                // A group message: the same entry for each member.
+                let entry = pending[start].entry
+                for member in pending[start].members { store(CollectionOfOne(entry), in: member) }
+                start += 1
+                continue
+            }
             var end = start + 1
             while end < pending.count, pending[end].channel === channel { end += 1 }
-            let delivery =
-                end == start + 1
-                ? channel.mailbox.deliver(CollectionOfOne(pending[start].entry))  // fan-out: one each
-                : channel.mailbox.deliver(pending[start..<end].lazy.map(\.entry))
-            switch delivery {
-            case .stored(let dropped, let needsWake):
-                statistics.delivered.add(end - start)
-                if dropped > 0 {
-                    statistics.recordDropped(dropped)
-                    warnAboutDrop(channel.name)
-                }
-                if needsWake, !channel.mailbox.wakeScheduled {
-                    channel.mailbox.wakeScheduled = true
-                    mailboxesToWake.append(channel.mailbox)
-                }
-            case .finished:
-                break
+            if end == start + 1 {
+                store(CollectionOfOne(pending[start].entry), in: channel)
+            } else {
+                store(pending[start..<end].lazy.map(\.entry), in: channel)
             }
             start = end
         }
@@ -311,6 +317,25 @@ final class PubSubEngine: @unchecked Sendable {
             mailbox.wakeWaiters()
         }
         mailboxesToWake.removeAll(keepingCapacity: true)
+    }
+
+    /// Puts `entries` into `channel`'s mailbox and notes it for waking at the end of the pass.
+    @inline(__always)
+    private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel) {
+        switch channel.mailbox.deliver(entries) {
+        case .stored(let dropped, let needsWake):
+            statistics.delivered.add(entries.count)
+            if dropped > 0 {
+                statistics.recordDropped(dropped)
+                warnAboutDrop(channel.name)
+            }
+            if needsWake, !channel.mailbox.wakeScheduled {
+                channel.mailbox.wakeScheduled = true
+                mailboxesToWake.append(channel.mailbox)
+            }
+        case .finished:
+            break
+        }
     }
 
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
@@ -383,8 +408,9 @@ extension PubSubEngine: RedisShardDelegate {
             PubSubEngine.skippedUndecodable(error, channel: name, statistics: statistics, logger: logger)
             return
         }
-        if let direct = route.direct { yield(.message(message), to: direct) }
-        for channel in route.members { yield(.message(message), to: channel) }
+        let entry = ChannelMailbox.Entry.message(ChannelMailbox.Shared(message))
+        if let direct = route.direct { yield(entry, to: direct) }
+        yield(entry, toAll: route.members)
     }
 
     /// The local receivers of a Redis channel: a channel of that name, and a group's members.
@@ -421,7 +447,8 @@ extension PubSubEngine: RedisShardDelegate {
     }
 
     private func broadcast(_ message: ChannelMessage) {
-        for (_, channel) in channels { yield(.message(message), to: channel) }
+        let entry = ChannelMailbox.Entry.message(ChannelMailbox.Shared(message))
+        for (_, channel) in channels { yield(entry, to: channel) }
     }
 }
 
