@@ -153,14 +153,14 @@ final class RedisShard: @unchecked Sendable {
         }
         enqueue(
             channel: channel,
-            payloads: PayloadBatch(single: payload),
+            payloads: .one(payload[...]),
             waiter: PublishWaiter(count: 1, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
 
     /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
-    /// Redis confirmed them all, or with the first error.
+    /// Redis confirmed them all, or with an error (saying how many Redis refused, if it did).
     func publish(channel: String, payloads: PayloadBatch, continuation: Continuation) {
         loop.preconditionInLoop()
         guard !closed else {
@@ -173,22 +173,39 @@ final class RedisShard: @unchecked Sendable {
         }
         enqueue(
             channel: channel,
-            payloads: payloads,
+            payloads: .batch(payloads),
             waiter: PublishWaiter(count: payloads.count, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
 
-    private func enqueue(channel: String, payloads: PayloadBatch, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+    /// What one `publish` call sends: one payload (no batch buffer around it), or a batch.
+    private enum Payloads {
+        case one(ArraySlice<UInt8>)
+        case batch(PayloadBatch)
+    }
+
+    private func enqueue(channel: String, payloads: Payloads, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
         var sent = 0
         if publisher.isReady, waiting.isEmpty {
-            sent = publisher.publish(channel: channel, batch: payloads)
-            appendInFlight(count: sent, of: payloads.count, waiter: waiter, deadline: deadline)
+            switch payloads {
+            case .one(let payload):
+                sent = publisher.publish(channel: channel, payload: payload)
+                appendInFlight(count: sent, of: 1, waiter: waiter, deadline: deadline)
+            case .batch(let batch):
+                sent = publisher.publish(channel: channel, batch: batch)
+                appendInFlight(count: sent, of: batch.count, waiter: waiter, deadline: deadline)
+            }
         }
         if sent == 0 {
             // Not connected yet (or hiredis refused): in order, after everything already waiting.
-            for payload in payloads {
+            switch payloads {
+            case .one(let payload):
                 waiting.append(WaitingPublish(channel: channel, payload: payload, waiter: waiter, deadline: deadline))
+            case .batch(let batch):
+                for payload in batch {
+                    waiting.append(WaitingPublish(channel: channel, payload: payload, waiter: waiter, deadline: deadline))
+                }
             }
             activate()
         }

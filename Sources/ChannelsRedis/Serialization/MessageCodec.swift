@@ -53,12 +53,6 @@ struct PayloadBatch: RandomAccessCollection, Sendable {
         bytes[(position == 0 ? 0 : ends[position - 1])..<ends[position]]
     }
 
-    /// One payload, without a copy.
-    init(single payload: [UInt8]) {
-        bytes = payload
-        ends = [payload.count]
-    }
-
     /// Calls `body` with every payload's bytes, back to back, and where each ends.
     func withUnsafeStorage<Result>(_ body: (UnsafeRawBufferPointer, UnsafeBufferPointer<Int>) throws -> Result) rethrows -> Result {
         try bytes.withUnsafeBytes { bytes in try ends.withUnsafeBufferPointer { ends in try body(bytes, ends) } }
