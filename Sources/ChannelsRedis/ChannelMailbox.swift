@@ -27,8 +27,7 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 /// Bounded: past `capacity` buffered messages the oldest is dropped and the caller told, so a stuck
 /// consumer cannot grow memory without bound.
 final class ChannelMailbox: @unchecked Sendable {
-    // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
-    // `wakeScheduled`, which only the loop thread touches.
+    // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     //
     // The stored vars are `@exclusivity(unchecked)`: each access is a short, straight-line read or
@@ -36,11 +35,21 @@ final class ChannelMailbox: @unchecked Sendable {
     // two accesses can overlap; the runtime's dynamic check (per thread, so blind to other threads
     // anyway) cost ~20 ns per access, several per delivery: 6 % of group fan-out's CPU.
     enum Delivery {
-        /// Buffered. `dropped`: how many of the oldest messages were dropped to make room (the
-        /// buffer was full). `needsWake`: consumers are waiting; call ``wakeWaiters()``.
-        case stored(dropped: Int, needsWake: Bool)
+        /// Buffered or handed over. `dropped`: how many of the oldest messages were dropped to make
+        /// room (the buffer was full).
+        case stored(dropped: Int)
         /// The mailbox is finished; the message was discarded.
         case finished
+    }
+
+    /// A message taken by a consumer that was waiting for it, to be resumed with it outside the
+    /// mailbox's lock (the engine does so once per pass of the loop, for every mailbox at once).
+    struct Handoff {
+        fileprivate let continuation: UnsafeContinuation<Entry?, Never>
+        fileprivate let entry: Entry
+
+        /// Wakes the consumer (a thread wake-up, a futex call, when its executor is idle).
+        func resume() { continuation.resume(returning: entry) }
     }
 
     /// What the buffer holds: a decoded message (group messages, decoded once for all members), or
@@ -61,8 +70,9 @@ final class ChannelMailbox: @unchecked Sendable {
 
     /// Unsafe rather than checked: a checked continuation allocates a canary object per wait and
     /// resumes through it. Each waiter is resumed exactly once: whoever removes it from `waiters`
-    /// under the mutex (`wakeWaiters`, `finish`, `cancel`) resumes it; a registration that finds a
-    /// message, the end, or its own cancellation resumes at once and never enters `waiters`.
+    /// under the mutex (`deliver`, through its hand-off; `finish`; `cancel`) resumes it; a
+    /// registration that finds a message, the end, or its own cancellation resumes at once and
+    /// never enters `waiters`.
     private typealias Waiter = (id: UInt64, continuation: UnsafeContinuation<Entry?, Never>)
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -107,10 +117,13 @@ final class ChannelMailbox: @unchecked Sendable {
     /// channel got in one pass of the loop at once. (Locking per message, the loop and a consumer
     /// taking messages as fast as they came collided on the mutex: 30 futex calls per 1,000 messages.)
     ///
-    /// Waiting consumers are not resumed here: resuming wakes a thread (a futex call), and when a
-    /// consumer keeps up that would be one wake per message. The engine calls ``wakeWaiters()`` once
-    /// per pass instead, and a woken consumer takes the rest from the buffer.
-    func deliver(_ messages: some Collection<Entry>) -> Delivery {
+    /// A consumer already waiting takes its message here, under the same lock (one lock per
+    /// delivery instead of a second one to wake it), but is not resumed here: resuming wakes a
+    /// thread, and when a consumer keeps up that would be one wake per message. Its hand-off goes
+    /// to `handoffs`, which the engine resumes once per pass; meanwhile the consumer is no longer
+    /// in `waiters`, so later messages of the pass wait in the buffer and the woken consumer takes
+    /// them without suspending again. (Invariant: `waiters` is empty whenever `buffer` is not.)
+    func deliver(_ messages: some Collection<Entry>, handoffs: inout [Handoff]) -> Delivery {
         pthread_mutex_lock(mutex)
         if finished {
             pthread_mutex_unlock(mutex)
@@ -118,34 +131,19 @@ final class ChannelMailbox: @unchecked Sendable {
         }
         var dropped = 0
         for message in messages {
+            if let waiter = waiters.popFirst() {
+                handoffs.append(Handoff(continuation: waiter.continuation, entry: message))
+                continue
+            }
             if buffer.count >= capacity {
                 buffer.removeFirst()
                 dropped += 1
             }
             buffer.append(message)
         }
-        let needsWake = !waiters.isEmpty
         pthread_mutex_unlock(mutex)
-        return .stored(dropped: dropped, needsWake: needsWake)
+        return .stored(dropped: dropped)
     }
-
-    /// Hands buffered messages to waiting consumers, longest-waiting first.
-    func wakeWaiters() {
-        while true {
-            pthread_mutex_lock(mutex)
-            guard !waiters.isEmpty, let message = buffer.popFirst() else {
-                pthread_mutex_unlock(mutex)
-                return
-            }
-            let waiter = waiters.removeFirst()
-            pthread_mutex_unlock(mutex)
-            waiter.continuation.resume(returning: message)  // outside the lock
-        }
-    }
-
-    /// Loop thread only (not guarded by the mutex): whether the engine has this mailbox in its
-    /// list of mailboxes to wake at the end of the current pass.
-    @exclusivity(unchecked) var wakeScheduled = false
 
     /// Ends the mailbox: waiting and later consumers get `nil` at once. Buffered messages are
     /// dropped, as Python drops a channel's queue when the channel goes.
@@ -208,10 +206,12 @@ final class ChannelMailbox: @unchecked Sendable {
         } onCancel: {
             cancel(waiter: id)
         }
-        // The entry was handed over by `wakeWaiters()` on the loop thread after it released the
-        // mutex; taking it once here makes that hand-off visible to ThreadSanitizer too (the
-        // runtime's own synchronisation of the resume is not always seen by it).
+        // The entry was handed over by `deliver` on the loop thread, which resumed us after it
+        // released the mutex; taking it once here makes that hand-off visible to ThreadSanitizer
+        // too (the runtime's own synchronisation of the resume is not always seen by it). A
+        // cancellation that came after the hand-off but before the resume left our id behind.
         pthread_mutex_lock(mutex)
+        if !cancelledWaiters.isEmpty { cancelledWaiters.remove(id) }
         pthread_mutex_unlock(mutex)
         return entry
     }

@@ -47,11 +47,12 @@ final class PubSubEngine: @unchecked Sendable {
     // before mailboxes are touched), and the dynamic check cost ~20 ns per access on the hot path.
 
     /// What the current pass of the loop delivered, in order, handed to the mailboxes at its end by
-    /// `deliverPending()` (one lock per run of messages for one channel); spare arrays so the job
-    /// allocates nothing.
+    /// `deliverPending()` (one lock per run of messages for one channel or one group); spare
+    /// arrays so the job allocates nothing.
     @exclusivity(unchecked) private var pendingDeliveries: [PendingDelivery] = []
     @exclusivity(unchecked) private var spareDeliveries: [PendingDelivery] = []
-    @exclusivity(unchecked) private var mailboxesToWake: [ChannelMailbox] = []
+    /// Consumers that took a message in this pass, resumed at its end, each once.
+    @exclusivity(unchecked) private var handoffs: [ChannelMailbox.Handoff] = []
 
     private struct PendingDelivery {
         /// The one local channel the entry is for; `nil`: every channel of `members`.
@@ -292,49 +293,56 @@ final class PubSubEngine: @unchecked Sendable {
         var pending = spareDeliveries
         spareDeliveries = []  // (so the swapped-in buffer is not shared: no copy on the next append)
         swap(&pending, &pendingDeliveries)  // anything yielded from here on schedules its own job
+        var delivered = 0
         var start = 0
         while start < pending.count {
-            guard let channel = pending[start].channel else {
-                // A group message: the same entry for each member.
-                let entry = pending[start].entry
-                for member in pending[start].members { store(CollectionOfOne(entry), in: member) }
-                start += 1
-                continue
-            }
+            // A run: consecutive entries for one channel, or for one group's members (the route's
+            // array, so the same storage), stored with one lock per mailbox.
+            let channel = pending[start].channel
+            let members = pending[start].members
             var end = start + 1
-            while end < pending.count, pending[end].channel === channel { end += 1 }
-            if end == start + 1 {
-                store(CollectionOfOne(pending[start].entry), in: channel)
+            if let channel {
+                while end < pending.count, pending[end].channel === channel { end += 1 }
             } else {
-                store(pending[start..<end].lazy.map(\.entry), in: channel)
+                while end < pending.count, pending[end].channel == nil, pending[end].members.sharesStorage(with: members) { end += 1 }
+            }
+            if end == start + 1 {
+                let entry = CollectionOfOne(pending[start].entry)
+                if let channel {
+                    delivered += store(entry, in: channel)
+                } else {
+                    for member in members { delivered += store(entry, in: member) }
+                }
+            } else {
+                let entries = pending[start..<end].lazy.map(\.entry)
+                if let channel {
+                    delivered += store(entries, in: channel)
+                } else {
+                    for member in members { delivered += store(entries, in: member) }
+                }
             }
             start = end
         }
+        statistics.delivered.add(delivered)
         pending.removeAll(keepingCapacity: true)
         spareDeliveries = pending
-        for mailbox in mailboxesToWake {
-            mailbox.wakeScheduled = false
-            mailbox.wakeWaiters()
-        }
-        mailboxesToWake.removeAll(keepingCapacity: true)
+        for handoff in handoffs { handoff.resume() }
+        handoffs.removeAll(keepingCapacity: true)
     }
 
-    /// Puts `entries` into `channel`'s mailbox and notes it for waking at the end of the pass.
+    /// Puts `entries` into `channel`'s mailbox, noting the consumers that took one for waking at the
+    /// end of the pass; returns how many were stored.
     @inline(__always)
-    private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel) {
-        switch channel.mailbox.deliver(entries) {
-        case .stored(let dropped, let needsWake):
-            statistics.delivered.add(entries.count)
+    private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel) -> Int {
+        switch channel.mailbox.deliver(entries, handoffs: &handoffs) {
+        case .stored(let dropped):
             if dropped > 0 {
                 statistics.recordDropped(dropped)
                 warnAboutDrop(channel.name)
             }
-            if needsWake, !channel.mailbox.wakeScheduled {
-                channel.mailbox.wakeScheduled = true
-                mailboxesToWake.append(channel.mailbox)
-            }
+            return entries.count
         case .finished:
-            break
+            return 0
         }
     }
 
@@ -455,5 +463,15 @@ extension PubSubEngine: RedisShardDelegate {
 extension ChannelLayerError {
     static func closed(file: String = #fileID, line: Int = #line) -> ChannelLayerError {
         ChannelLayerError(.layerClosed, "the channel layer is closed", file: file, line: line)
+    }
+}
+
+extension Array where Element: AnyObject {
+    /// Whether both arrays are one buffer (copies of one another, neither mutated since): O(1),
+    /// where `==` would compare element by element.
+    fileprivate func sharesStorage(with other: Self) -> Bool {
+        withUnsafeBufferPointer { mine in
+            other.withUnsafeBufferPointer { mine.baseAddress == $0.baseAddress && mine.count == $0.count }
+        }
     }
 }
