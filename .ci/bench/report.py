@@ -113,10 +113,14 @@ def cmd_rb(args):
 # ---------------------------------------------------------------------------------------------
 # table
 
+# Fields older result lines lack, with the value they had then.
+FIELD_DEFAULTS = {"busy_poll_us": 0}
+
+
 def median_of(results, impl, workload, field, **match):
     vals = [r[field] for r in results
             if r.get("ok") is True and r.get("impl") == impl and r.get("workload") == workload
-            and all(r.get(k) == v for k, v in match.items()) and is_number(r.get(field))]
+            and all(r.get(k, FIELD_DEFAULTS.get(k)) == v for k, v in match.items()) and is_number(r.get(field))]
     return statistics.median(vals) if vals else None
 
 
@@ -145,15 +149,25 @@ def rows_for(results):
     """(label, better, kind, {impl: (workload, field, match)})"""
     rows = []
 
-    def same(workload, field, on_loop=False, **match):
+    def same(workload, field, on_loop=False, busy_poll=0, **match):
         row = {i: (workload, field, match) for i in ("swift", "c-hiredis", "channels_redis")}
-        row["swift"] = (workload, field, {**match, "on_loop": on_loop})
+        row["swift"] = (workload, field, {**match, "on_loop": on_loop, "busy_poll_us": busy_poll})
         return row
 
+    # The Swift layer's Configuration.busyPoll of the extra rows (one value per run), if any.
+    polls = sorted({r["busy_poll_us"] for r in results if r.get("impl") == "swift"
+                    and is_number(r.get("busy_poll_us")) and r["busy_poll_us"] > 0})
+    poll = polls[0] if polls else None
+    polled = f"Swift: busyPoll {poll} µs" if poll else ""
+
     tp = same("throughput", "msgs_per_sec")
-    tp["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1})
+    tp["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1, "busy_poll_us": 0})
     tp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
     rows.append(("throughput, msgs/s received (many senders, one send each)", "↑", "rate", tp))
+    if poll:
+        tq = dict(tp)
+        tq["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1, "busy_poll_us": poll})
+        rows.append((f"throughput, msgs/s received (many senders, one send each; {polled})", "↑", "rate", tq))
     batches = sorted({r["send_batch"] for r in results
                       if r.get("workload") == "throughput" and is_number(r.get("send_batch")) and r["send_batch"] > 1})
     for batch in batches:
@@ -169,6 +183,12 @@ def rows_for(results):
         pl = same("pingpong", "msgs_per_sec", on_loop=True)
         pl["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
         rows.append(("ping-pong, msgs/s (Swift task on layer.taskExecutor)", "↑", "rate", pl))
+    if poll:
+        for loop in ((False, True) if on_loop else (False,)):
+            pq = same("pingpong", "msgs_per_sec", on_loop=loop, busy_poll=poll)
+            pq["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
+            where = "; task on layer.taskExecutor" if loop else ""
+            rows.append((f"ping-pong, msgs/s ({polled}{where})", "↑", "rate", pq))
     rates = sorted({r["rate"] for r in results if r.get("workload") == "latency" and is_number(r.get("rate"))})
     for rate in rates:
         for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
@@ -181,9 +201,16 @@ def rows_for(results):
             for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
                 rows.append((f"latency @{rate:,.0f}/s {name}, µs (Swift tasks on layer.taskExecutor)", "↓", "us",
                              same("latency", field, on_loop=True, rate=rate)))
+        if on_loop and poll:
+            for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                rows.append((f"latency @{rate:,.0f}/s {name}, µs ({polled}; tasks on layer.taskExecutor)", "↓", "us",
+                             same("latency", field, on_loop=True, busy_poll=poll, rate=rate)))
     for k in sorted({r["members"] for r in results if r.get("workload") == "fanout" and is_number(r.get("members"))}):
         rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate",
                      same("fanout", "deliveries_per_sec", members=k)))
+        if poll:
+            rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate",
+                         same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)))
     for k in sorted({r["extra_channels"] for r in results if r.get("workload") == "scale"
                      and is_number(r.get("extra_channels"))}):
         rows.append((f"throughput with {k:,} other channels subscribed, msgs/s", "↑", "rate",

@@ -59,6 +59,8 @@ struct chr_io_loop {
     /// chr_io_publish formats each command here.
     char *scratch;
     size_t scratch_capacity;
+    /// Callbacks run (reads, writes, flushes): lets the loop see whether a poll found work.
+    uint64_t activity;
     char buffer[CHR_IO_READ_CHUNK];
 };
 
@@ -340,6 +342,7 @@ static void chr_on_flush(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     chr_io_loop *loop = arg;
     chr_io_conn *conn;
+    loop->activity += 1;
     while ((conn = loop->pending) != NULL) {
         chr_unqueue(conn);
         chr_write(conn);
@@ -348,13 +351,16 @@ static void chr_on_flush(evutil_socket_t fd, short what, void *arg) {
 
 static void chr_on_write(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
-    chr_write(arg);
+    chr_io_conn *conn = arg;
+    conn->loop->activity += 1;
+    chr_write(conn);
 }
 
 static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     chr_io_conn *conn = arg;
     redisAsyncContext *ac = conn->ac;
+    conn->loop->activity += 1;
     if (!(ac->c.flags & REDIS_CONNECTED)) {
         // The connect's outcome: hiredis's own path. It may free the context (and conn).
         redisAsyncHandleRead(ac);
@@ -534,3 +540,5 @@ int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop) {
     chr_arm(conn->write_event, &conn->writing);
     return REDIS_OK;
 }
+
+uint64_t chr_io_activity(const chr_io_loop *loop) { return loop->activity; }

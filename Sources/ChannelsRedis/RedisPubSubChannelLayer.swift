@@ -71,7 +71,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         self.codec = try MessageCodec(configuration: configuration)
         self.statisticsStorage = LayerStatistics()
         self.events = ConnectionEventBroadcaster()
-        self.loop = try LibeventLoop(name: "channels-redis")
+        self.loop = try LibeventLoop(name: "channels-redis", busyPoll: configuration.busyPoll)
         let engine = PubSubEngine(
             loop: loop,
             configuration: configuration,

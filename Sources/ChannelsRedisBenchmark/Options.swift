@@ -5,6 +5,7 @@ let usageText = """
                --workload throughput|pingpong|latency|fanout|scale|memory
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
+               [--busy-poll-us U]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
@@ -16,6 +17,7 @@ let usageText = """
       --batch B          newChannel() calls in flight at once (scale, memory, fanout; default 1000)
       --on-loop          pingpong, latency, fanout: run the workload's tasks (fanout: the consumers)
                          on the layer's loop (layer.taskExecutor)
+      --busy-poll-us U   the layer's Configuration.busyPoll in microseconds (default 0: off)
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
@@ -45,6 +47,7 @@ struct Options: Sendable {
     var batch = 1000
     var sendBatch = 1
     var onLoop = false
+    var busyPollMicroseconds = 0
     var resubscribe = false
     var stampAtSpawn = false
     var timeout = 120.0
@@ -108,6 +111,9 @@ struct Options: Sendable {
             case "--batch": batch = try integer(flag, minimum: 1)
             case "--send-batch": sendBatch = try integer(flag, minimum: 1)
             case "--on-loop": onLoop = true
+            case "--busy-poll-us":
+                busyPollMicroseconds = try integer(flag, minimum: 0)
+                guard busyPollMicroseconds <= 1_000_000 else { throw Invalid(message: "--busy-poll-us: at most 1000000 (one second)") }
             case "--timeout": timeout = try positive(flag)
             default: throw Invalid(message: "unknown argument \(flag)")
             }

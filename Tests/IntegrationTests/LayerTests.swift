@@ -509,6 +509,50 @@ struct LayerTests {
         }
     }
 
+    @Test func aBusyPollingLoopDeliversRunsItsTimersAndSleepsWhenIdle() async throws {
+        let server = try await RedisServer.start()
+        defer {
+            server.resume()
+            server.stop()
+        }
+        var configuration = faultConfiguration(server.url)
+        configuration.busyPoll = .microseconds(200)
+        let subscribed = try await SubscribedLayer(configuration)
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
+
+        // Round trips with the consumer on the loop: the replies come while it polls.
+        let own = try await layer.newChannel()
+        let echoed = try await withTaskExecutorPreference(layer.taskExecutor) {
+            var echoed = 0
+            for index in 0..<200 {
+                try await layer.send(["n": .int(Int64(index))], to: own)
+                if try await layer.receive(from: own)["n"]?.intValue == index { echoed += 1 }
+            }
+            return echoed
+        }
+        #expect(echoed == 200)
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+
+        // Without traffic the loop goes back to sleep: liveness probes every 200 ms cost it a few
+        // polls each, where a loop that kept polling would use the whole half second.
+        try await Task.sleep(for: .milliseconds(100))
+        let before = try #require(layer.loop.threadCPUTime())
+        try await Task.sleep(for: .milliseconds(500))
+        let used = try #require(layer.loop.threadCPUTime()) - before
+        #expect(used < .milliseconds(150), "the loop thread used \(used) of CPU in 500 ms without traffic")
+        // ... and a message wakes it.
+        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
+
+        // Timers still run: liveness notices a stopped server, and the layer recovers.
+        server.pause()
+        try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
+        server.resume()
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        await collector.stop()
+        await layer.close()
+    }
+
     @Test func aCustomSerializerIsUsedOnTheWire() async throws {
         try await withLayer(configure: { $0.serializer = .custom(PrefixedJSONSerializer()) }) { layer, server in
             let channel = try await layer.newChannel()
@@ -746,6 +790,20 @@ struct LayerTests {
             }
         }
         #expect(throws: ChannelLayerError.self) { try RedisPubSubChannelLayer(hosts: []) }
+    }
+
+    @Test func busyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
+        for busyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
+            var configuration = RedisPubSubChannelLayer.Configuration()
+            configuration.busyPoll = busyPoll
+            do {
+                _ = try RedisPubSubChannelLayer(configuration: configuration)
+                Issue.record("accepted busyPoll \(busyPoll)")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.message.contains("busyPoll"))
+            }
+        }
     }
 
     @Test func shardsOverSeveralHostsWithThePythonHash() async throws {

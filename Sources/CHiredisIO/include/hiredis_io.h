@@ -6,6 +6,7 @@
 // Every function runs on the thread that runs the event_base.
 
 // The libc headers first: event2/event-config.h defines _GNU_SOURCE (see CHiredis/shim.h).
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/time.h>
 #include <sys/select.h>
@@ -22,6 +23,9 @@ chr_io_loop *chr_io_loop_create(struct event_base *base);
 
 /// Frees the loop state. Every context attached to it must have been freed before.
 void chr_io_loop_free(chr_io_loop *loop);
+
+/// How many I/O callbacks (reads, writes, flushes) the loop has run so far. Loop thread only.
+uint64_t chr_io_activity(const chr_io_loop *loop);
 
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
