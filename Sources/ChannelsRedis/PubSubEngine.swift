@@ -314,7 +314,9 @@ final class PubSubEngine: @unchecked Sendable {
                     for member in members { delivered += store(entry, in: member) }
                 }
             } else {
-                let entries = pending[start..<end].lazy.map(\.entry)
+                // A closure, not `\.entry`: a key path is projected through the runtime, with a
+                // generic-metadata look-up per element (~1 % of the loop in batched throughput).
+                let entries = pending[start..<end].lazy.map { $0.entry }
                 if let channel {
                     delivered += store(entries, in: channel)
                 } else {
