@@ -30,6 +30,7 @@
 //   PUBLISHes, a reply that triggers the next command) goes out in one write(), with no epoll
 //   round trip. Only when the socket is full (or still connecting) do we wait for writability.
 //   A complete write keeps the output buffer's memory (see chr_write).
+// - On a subscriber, "message" pushes skip hiredis's reader (chr_io_deliver_messages, chr_scan).
 //
 // Everything here runs on the event_base's thread, like every other hiredis and libevent call.
 
@@ -224,7 +225,15 @@ struct chr_io_conn {
     chr_io_conn *previous, *next;
     size_t rejected;            // error replies chr_on_publish_reply saw (chr_io_take_rejected)
     char rejection[128];        // the text of the last of them
+    chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
+    char *partial;              // with on_message: the start of a frame that is not complete yet
+    size_t partial_length, partial_capacity;
 };
+
+static void chr_free_conn(chr_io_conn *conn) {
+    free(conn->partial);
+    free(conn);
+}
 
 static void chr_unqueue(chr_io_conn *conn) {
     if (!conn->queued) return;
@@ -241,7 +250,7 @@ static void chr_enter(chr_io_conn *conn) { conn->depth += 1; }
 static int chr_leave(chr_io_conn *conn) {
     conn->depth -= 1;
     if (!conn->freed) return 1;
-    if (conn->depth == 0) free(conn);
+    if (conn->depth == 0) chr_free_conn(conn);
     return 0;
 }
 
@@ -301,7 +310,7 @@ static void chr_cleanup(void *privdata) {
     conn->read_event = conn->write_event = NULL;
     conn->ac = NULL;
     if (conn->depth > 0) conn->freed = 1;
-    else free(conn);
+    else chr_free_conn(conn);
 }
 
 // MARK: libevent callbacks
@@ -356,6 +365,224 @@ static void chr_on_write(evutil_socket_t fd, short what, void *arg) {
     chr_write(conn);
 }
 
+/// Hands bytes to hiredis's reader in slices of CHR_IO_FEED_SLICE, each parsed (and its
+/// callbacks run) before the next. Stops when the connection goes.
+static void chr_feed(chr_io_conn *conn, const char *bytes, size_t length) {
+    redisAsyncContext *ac = conn->ac;
+    for (size_t offset = 0; offset < length && !conn->freed; offset += CHR_IO_FEED_SLICE) {
+        size_t slice = length - offset < CHR_IO_FEED_SLICE ? length - offset : CHR_IO_FEED_SLICE;
+        // A feed error leaves the reader in its error state; redisProcessCallbacks reports it and
+        // disconnects.
+        (void)redisReaderFeed(ac->c.reader, bytes + offset, slice);
+        redisProcessCallbacks(ac);
+    }
+}
+
+// MARK: Messages past hiredis
+//
+// On the subscriber connection nearly every frame is a "message" push. hiredis would parse it
+// into three reply objects, copy the channel name into an sds to find the subscription's
+// callback in a dict (strncasecmp on the kind, strtoll on the lengths on the way) and free it
+// all again. The layer identifies pushes by their own kind and channel anyway (hiredis 0.14.1
+// can hand a push to the wrong subscription callback), so here a complete "message" frame goes
+// straight to the connection's on_message callback, pointing into the read buffer. Every other
+// frame (subscribe and unsubscribe confirmations, replies, errors) is fed to hiredis whole and in
+// order, so its reply queue and subscription bookkeeping stay exactly as before. A frame cut by
+// the end of a read waits in conn->partial for the rest.
+
+/// Parses the decimal of a RESP header line [start, end) (an optional '-' and 1-18 digits).
+static int chr_parse_length(const char *start, const char *end, long long *out) {
+    int negative = 0;
+    if (start < end && *start == '-') {
+        negative = 1;
+        start++;
+    }
+    if (start == end || end - start > 18) return 0;
+    long long value = 0;
+    for (const char *p = start; p < end; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        value = value * 10 + (*p - '0');
+    }
+    *out = negative ? -value : value;
+    return 1;
+}
+
+/// The header line at bytes[*position]: its type byte and number. 1: parsed (position moved past
+/// it), 0: incomplete, -1: malformed.
+static int chr_header(const char *bytes, size_t length, size_t *position, char *type, long long *number) {
+    size_t start = *position;
+    if (start >= length) return 0;
+    const char *cr = memchr(bytes + start, '\r', length - start);
+    if (cr == NULL || (size_t)(cr - bytes) + 1 >= length) return 0;
+    if (cr[1] != '\n') return -1;
+    *type = bytes[start];
+    *number = 0;
+    if (*type == '$' || *type == '*' || *type == ':') {
+        if (!chr_parse_length(bytes + start + 1, cr, number)) return -1;
+    } else if (*type != '+' && *type != '-') {
+        return -1;
+    }
+    *position = (size_t)(cr - bytes) + 2;
+    return 1;
+}
+
+/// The length of the complete RESP2 frame at the start of `bytes`: > 0, or 0 if incomplete, or -1
+/// if malformed (hiredis then reports the protocol error and disconnects).
+static long long chr_frame_length(const char *bytes, size_t length) {
+    size_t position = 0;
+    long long remaining = 1;  // frames still to read, counting nested elements
+    while (remaining > 0) {
+        char type;
+        long long number;
+        int header = chr_header(bytes, length, &position, &type, &number);
+        if (header <= 0) return header;
+        remaining -= 1;
+        if (type == '$' && number >= 0) {
+            if ((unsigned long long)number > length - position || length - position - (size_t)number < 2) return 0;
+            position += (size_t)number;
+            if (bytes[position] != '\r' || bytes[position + 1] != '\n') return -1;
+            position += 2;
+        } else if (type == '*' && number > 0) {
+            remaining += number;
+        } else if ((type == '$' || type == '*') && number < -1) {
+            return -1;
+        }
+    }
+    return (long long)position;
+}
+
+/// One bulk string at bytes[*position]: 1 (start and length set, position moved), 0: incomplete,
+/// -1: not a non-nil bulk string.
+static int chr_bulk_at(const char *bytes, size_t length, size_t *position, const char **start, size_t *count) {
+    char type;
+    long long number;
+    size_t at = *position;
+    int header = chr_header(bytes, length, &at, &type, &number);
+    if (header <= 0) return header;
+    if (type != '$' || number < 0) return -1;
+    if ((unsigned long long)number > length - at || length - at - (size_t)number < 2) return 0;
+    if (bytes[at + number] != '\r' || bytes[at + number + 1] != '\n') return -1;
+    *start = bytes + at;
+    *count = (size_t)number;
+    *position = at + (size_t)number + 2;
+    return 1;
+}
+
+/// Whether the frame at the start of `bytes` is a "message" push: > 0 its length (channel and
+/// payload set), 0 incomplete, -1 some other frame.
+static long long chr_message_frame(const char *bytes, size_t length, const char **channel, size_t *channel_length,
+                                   const char **payload, size_t *payload_length) {
+    static const char prefix[] = "*3\r\n$7\r\nmessage\r\n";
+    size_t known = length < sizeof(prefix) - 1 ? length : sizeof(prefix) - 1;
+    if (memcmp(bytes, prefix, known) != 0) return -1;
+    if (known < sizeof(prefix) - 1) return 0;
+    size_t position = sizeof(prefix) - 1;
+    int found = chr_bulk_at(bytes, length, &position, channel, channel_length);
+    if (found <= 0) return found;
+    found = chr_bulk_at(bytes, length, &position, payload, payload_length);
+    if (found <= 0) return found;
+    return (long long)position;
+}
+
+/// Keeps bytes[0, length) for the next read (they may point into conn->partial itself).
+static int chr_keep_partial(chr_io_conn *conn, const char *bytes, size_t length) {
+    if (length > conn->partial_capacity) {
+        size_t capacity = conn->partial_capacity ? conn->partial_capacity : 4096;
+        while (capacity < length) capacity *= 2;
+        char *grown = malloc(capacity);
+        if (grown == NULL) return 0;
+        memcpy(grown, bytes, length);
+        free(conn->partial);
+        conn->partial = grown;
+        conn->partial_capacity = capacity;
+    } else if (bytes != conn->partial) {
+        // (From the front of partial itself when a frame still lacks bytes: nothing to move.)
+        memmove(conn->partial, bytes, length);
+    }
+    conn->partial_length = length;
+    return 1;
+}
+
+/// Whether hiredis's reader holds no part of a frame: every byte fed to it was parsed, and its
+/// task stack is empty or holds only the fresh top-level task redisReaderGetReply sets up when it
+/// finds no more bytes (type -1: not even the type byte was read).
+static int chr_reader_between_frames(const redisReader *reader) {
+    if (reader->err || reader->pos < reader->len) return 0;
+    return reader->ridx == -1 || (reader->ridx == 0 && reader->rstack[0].type == -1);
+}
+
+/// Delivers what one read brought (after any partial frame from the reads before), frame by frame.
+static void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length) {
+    const char *bytes = read_bytes;
+    size_t length = read_length;
+    if (conn->partial_length > 0) {
+        size_t total = conn->partial_length + read_length;
+        if (total > conn->partial_capacity) {
+            size_t capacity = conn->partial_capacity;
+            while (capacity < total) capacity *= 2;
+            char *grown = realloc(conn->partial, capacity);
+            if (grown == NULL) {
+                // Out of memory: let hiredis have everything, in order (it buffers the same bytes).
+                chr_feed(conn, conn->partial, conn->partial_length);
+                conn->partial_length = 0;
+                if (!conn->freed) chr_feed(conn, read_bytes, read_length);
+                return;
+            }
+            conn->partial = grown;
+            conn->partial_capacity = capacity;
+        }
+        memcpy(conn->partial + conn->partial_length, read_bytes, read_length);
+        bytes = conn->partial;
+        length = total;
+    }
+    redisReader *reader = conn->ac->c.reader;
+    size_t offset = 0;
+    while (offset < length && !conn->freed) {
+        const char *rest = bytes + offset;
+        size_t available = length - offset;
+        if (!chr_reader_between_frames(reader)) {
+            // hiredis holds part of a frame (only after running out of memory above): it keeps
+            // everything from here on.
+            chr_feed(conn, rest, available);
+            offset = length;
+            break;
+        }
+        const char *channel, *payload;
+        size_t channel_length, payload_length;
+        long long frame = chr_message_frame(rest, available, &channel, &channel_length, &payload, &payload_length);
+        if (frame > 0) {
+            conn->on_message(conn->ac, channel, channel_length, payload, payload_length);
+            offset += (size_t)frame;
+            continue;
+        }
+        if (frame < 0) frame = chr_frame_length(rest, available);
+        if (frame == 0) break;  // incomplete: wait for the rest
+        if (frame < 0) {
+            // Malformed: hiredis reports the protocol error and disconnects.
+            chr_feed(conn, rest, available);
+            offset = length;
+            break;
+        }
+        chr_feed(conn, rest, (size_t)frame);
+        offset += (size_t)frame;
+    }
+    if (conn->freed) return;
+    size_t left = length - offset;
+    if (left == 0) {
+        conn->partial_length = 0;
+        if (conn->partial_capacity > CHR_IO_READ_CHUNK) {
+            // A large frame passed: give its memory back, as hiredis's reader does past 16 KiB.
+            free(conn->partial);
+            conn->partial = NULL;
+            conn->partial_capacity = 0;
+        }
+    } else if (!chr_keep_partial(conn, bytes + offset, left)) {
+        // Out of memory: hiredis takes the rest (and everything after it, see above).
+        conn->partial_length = 0;
+        chr_feed(conn, bytes + offset, left);
+    }
+}
+
 static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     chr_io_conn *conn = arg;
@@ -371,13 +598,8 @@ static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
     for (int round = 0; round < CHR_IO_READ_ROUNDS && !conn->freed; round++) {
         ssize_t count = read(fd, buffer, CHR_IO_READ_CHUNK);
         if (count > 0) {
-            for (ssize_t offset = 0; offset < count && !conn->freed; offset += CHR_IO_FEED_SLICE) {
-                size_t slice = (size_t)(count - offset) < CHR_IO_FEED_SLICE ? (size_t)(count - offset) : CHR_IO_FEED_SLICE;
-                // A feed error leaves the reader in its error state; redisProcessCallbacks reports
-                // it and disconnects.
-                (void)redisReaderFeed(ac->c.reader, buffer + offset, slice);
-                redisProcessCallbacks(ac);
-            }
+            if (conn->on_message) chr_scan(conn, buffer, (size_t)count);
+            else chr_feed(conn, buffer, (size_t)count);
             if (count < CHR_IO_READ_CHUNK) break;
         } else if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             break;
@@ -542,3 +764,8 @@ int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop) {
 }
 
 uint64_t chr_io_activity(const chr_io_loop *loop) { return loop->activity; }
+
+void chr_io_deliver_messages(redisAsyncContext *ac, chr_io_message_fn *fn) {
+    chr_io_conn *conn = ac->ev.data;
+    if (conn != NULL) conn->on_message = fn;
+}

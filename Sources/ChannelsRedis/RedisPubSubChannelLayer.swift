@@ -29,7 +29,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     let loop: LibeventLoop
     let engine: PubSubEngine
     private let codec: MessageCodec
-    private let statisticsStorage: LayerStatistics
+    let statisticsStorage: LayerStatistics
     private let events: ConnectionEventBroadcaster
     private let closed = Atomic<Bool>(false)
     private let logger: Logger

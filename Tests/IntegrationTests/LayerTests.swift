@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @testable import ChannelsRedis
@@ -352,6 +353,48 @@ struct LayerTests {
             #expect(next == count)
             #expect(layer.statistics.droppedMessages == 0)
         }
+    }
+
+    @Test func messagesCutAnywhereByTheNetworkArriveWholeAndInOrder() async throws {
+        // The subscriber reads through a proxy that passes 1-17 bytes at a time: its reads end
+        // inside message frames (which the layer parses itself) and inside subscribe and
+        // unsubscribe confirmations (which it leaves to hiredis), at every kind of place.
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let proxy = try TCPProxy(targetPort: server.port, trickle: true)
+        proxy.start()
+        defer { proxy.stop() }
+        var slow = RedisPubSubChannelLayer.Configuration(hosts: [proxy.url])
+        slow.sendTimeout = .seconds(60)  // everything it receives trickles (and crawls under TSan)
+        let receiver = try RedisPubSubChannelLayer(configuration: slow)
+        let sender = try RedisPubSubChannelLayer(hosts: [server.url])
+        let channel = try await receiver.newChannel()
+        try await receiver.groupAdd("room", channel: channel)
+        var expected: [ChannelMessage] = []
+        for (index, length) in [0, 1, 2, 13, 50, 127, 128, 255, 256, 1_000, 3_000, 9_000, 5, 0].enumerated() {
+            let message: ChannelMessage = ["type": "cut", "n": .int(Int64(index)), "text": .string(String(repeating: "x", count: length))]
+            if index.isMultiple(of: 2) {
+                try await sender.send(message, to: channel)
+            } else {
+                try await sender.groupSend(message, to: "room")
+            }
+            expected.append(message)
+            // Confirmations between the messages: a group joined and left again.
+            try await receiver.groupAdd("other\(index)", channel: channel)
+            try await receiver.groupDiscard("other\(index)", channel: channel)
+        }
+        var received: [ChannelMessage] = []
+        while received.count < expected.count, let message = try await receive(receiver, from: channel, within: .seconds(30)) {
+            received.append(message)
+        }
+        #expect(received.count == expected.count)
+        #expect(zip(received, expected).allSatisfy { $0 == $1 }, "a message arrived changed")
+        // ... parsed by the layer, not by hiredis (the liveness probes come the same way).
+        #expect(receiver.statisticsStorage.receivedDirectly.load(ordering: .relaxed) >= expected.count)
+        #expect(receiver.statistics.undecodableMessages == 0)
+        #expect(receiver.statistics.reconnects == 0)
+        await receiver.close()
+        await sender.close()
     }
 
     @Test func publishersInTheSameProcessDoNotOutrunTheirSubscriber() async throws {

@@ -27,6 +27,16 @@ void chr_io_loop_free(chr_io_loop *loop);
 /// How many I/O callbacks (reads, writes, flushes) the loop has run so far. Loop thread only.
 uint64_t chr_io_activity(const chr_io_loop *loop);
 
+/// A "message" push: channel and payload point into the read buffer, valid during the call.
+typedef void chr_io_message_fn(redisAsyncContext *ac, const char *channel, size_t channel_length,
+                               const char *payload, size_t payload_length);
+
+/// From now on, complete "message" pushes on this (subscriber) context go to `fn` without passing
+/// through hiredis's reader and subscription table; every other frame still goes to hiredis, in
+/// order. NULL turns it off. Only for a context that sends nothing whose reply could look like a
+/// message push (a subscriber: AUTH, SELECT, SUBSCRIBE, UNSUBSCRIBE).
+void chr_io_deliver_messages(redisAsyncContext *ac, chr_io_message_fn *fn);
+
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 

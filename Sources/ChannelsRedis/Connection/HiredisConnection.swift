@@ -12,6 +12,9 @@ protocol HiredisConnectionDelegate: AnyObject {
     func connection(_ connection: HiredisConnection, didReceiveReply reply: UnsafePointer<redisReply>?)
     /// A pub/sub push (subscribe/unsubscribe confirmation or message); `nil` while freeing.
     func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?)
+    /// A "message" push, on a connection made with `directMessages` (it skipped hiredis's reader).
+    /// The buffers are valid during the call only.
+    func connection(_ connection: HiredisConnection, didReceiveMessage payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer)
     /// The context is gone (failed connect, connect timeout, server closed, I/O error).
     /// Not called for ``HiredisConnection/close()``.
     func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError)
@@ -48,9 +51,15 @@ final class HiredisConnection: @unchecked Sendable {
     /// True while we free the context ourselves, so hiredis's callbacks know it was us.
     private var closingByUs = false
 
-    init(endpoint: RedisEndpoint, loop: LibeventLoop) {
+    /// Whether "message" pushes come to `didReceiveMessage` straight from the read buffer
+    /// (`chr_io_deliver_messages`) instead of through hiredis's reader and `didReceivePush`: for a
+    /// subscriber, which sends nothing whose reply could look like a message.
+    let directMessages: Bool
+
+    init(endpoint: RedisEndpoint, loop: LibeventLoop, directMessages: Bool = false) {
         self.endpoint = endpoint
         self.loop = loop
+        self.directMessages = directMessages
     }
 
     var isReady: Bool { state == .ready }
@@ -97,6 +106,7 @@ final class HiredisConnection: @unchecked Sendable {
             reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot attach \(endpoint) to the event loop"))
             return
         }
+        if directMessages { chr_io_deliver_messages(context, hiredisMessageTrampoline) }
         redisAsyncSetConnectCallback(context, hiredisConnectTrampoline)
         redisAsyncSetDisconnectCallback(context, hiredisDisconnectTrampoline)
         // Strongly held, like the shard's timers (no weak references: see RedisShard); cancelled
@@ -290,6 +300,10 @@ final class HiredisConnection: @unchecked Sendable {
         delegate!.connection(self, didReceivePush: reply)
     }
 
+    fileprivate func messageCallback(payload: UnsafeRawBufferPointer, channel: UnsafeRawBufferPointer) {
+        delegate!.connection(self, didReceiveMessage: payload, on: channel)
+    }
+
     private func reportFailureLater(generation: Int, _ error: ChannelLayerError) {
         // Through the job queue, so the owner never runs inside a hiredis callback.
         loop.execute { [self] in
@@ -364,4 +378,20 @@ private func hiredisPushTrampoline(
     _ privdata: UnsafeMutableRawPointer?
 ) {
     withReply(context, reply) { owner, reply in owner.pushCallback(reply) }
+}
+
+private func hiredisMessageTrampoline(
+    _ context: UnsafeMutablePointer<redisAsyncContext>?,
+    _ channel: UnsafePointer<CChar>?,
+    _ channelLength: Int,
+    _ payload: UnsafePointer<CChar>?,
+    _ payloadLength: Int
+) {
+    guard let data = context?.pointee.data else { return }
+    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
+        owner.messageCallback(
+            payload: UnsafeRawBufferPointer(start: payload, count: payloadLength),
+            channel: UnsafeRawBufferPointer(start: channel, count: channelLength)
+        )
+    }
 }

@@ -66,7 +66,7 @@ final class RedisShard: @unchecked Sendable {
         self.internalChannel = "\(configuration.prefix)__channels_redis_swift__.\(UUIDHex.random())"
         self.internalChannelBytes = Array(internalChannel.utf8)
         self.publisher = HiredisConnection(endpoint: endpoint, loop: loop)
-        self.subscriber = HiredisConnection(endpoint: endpoint, loop: loop)
+        self.subscriber = HiredisConnection(endpoint: endpoint, loop: loop, directMessages: true)
         publisher.delegate = self
         subscriber.delegate = self
     }
@@ -624,12 +624,7 @@ extension RedisShard: HiredisConnectionDelegate {
         let channel = RedisReply.bytes(channelReply)
         switch PushKind(kind) {
         case .message:
-            if internalChannelBytes.withUnsafeBytes({ RedisReply.equals(channel, $0) }) {
-                if let probe, RedisReply.equals(RedisReply.bytes(thirdReply), probe.id) { self.probe?.received = true }
-                return
-            }
-            statistics.received.add(1)
-            delegate!.shard(self, didReceiveMessage: RedisReply.bytes(thirdReply), on: channel)
+            received(RedisReply.bytes(thirdReply), on: channel)
         case .subscribe:
             let name = String(decoding: channel, as: UTF8.self)
             if name != internalChannel { perform(subscriptions.subscribeConfirmed(name)) }
@@ -643,6 +638,22 @@ extension RedisShard: HiredisConnectionDelegate {
         case .other:
             break
         }
+    }
+
+    func connection(_ connection: HiredisConnection, didReceiveMessage payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer) {
+        guard connection === subscriber else { return }
+        statistics.receivedDirectly.add(1)
+        received(payload, on: channel)
+    }
+
+    /// A message on the subscriber: a liveness probe coming back, or one for the engine.
+    private func received(_ payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer) {
+        if internalChannelBytes.withUnsafeBytes({ RedisReply.equals(channel, $0) }) {
+            if let probe, RedisReply.equals(payload, probe.id) { self.probe?.received = true }
+            return
+        }
+        statistics.received.add(1)
+        delegate!.shard(self, didReceiveMessage: payload, on: channel)
     }
 
     func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError) {

@@ -34,8 +34,14 @@ final class TCPProxy: Sendable {
         try self.init(targetPort: targetPort, blackholed: false)
     }
 
-    fileprivate init(targetPort: Int, blackholed: Bool) throws {
-        engine = try ProxyEngine(targetPort: targetPort, blackholed: blackholed)
+    /// With `trickle`, bytes towards the client go out a few at a time (1 to 17 bytes, cycling),
+    /// with a pause after each, so the client's reads end inside replies at every kind of place.
+    convenience init(targetPort: Int, trickle: Bool) throws {
+        try self.init(targetPort: targetPort, blackholed: false, trickle: trickle)
+    }
+
+    fileprivate init(targetPort: Int, blackholed: Bool, trickle: Bool = false) throws {
+        engine = try ProxyEngine(targetPort: targetPort, blackholed: blackholed, trickle: trickle)
     }
 
     deinit {
@@ -100,6 +106,7 @@ final class TCPProxy: Sendable {
 private final class ProxyEngine: Sendable {
     let targetPort: Int
     let port: Int
+    let trickle: Bool
 
     private let listener: Int32
     private let wakeReader: Int32
@@ -126,8 +133,9 @@ private final class ProxyEngine: Sendable {
         var done: DispatchSemaphore
     }
 
-    init(targetPort: Int, blackholed: Bool) throws {
+    init(targetPort: Int, blackholed: Bool, trickle: Bool) throws {
         self.targetPort = targetPort
+        self.trickle = trickle
         (listener, port) = try LoopbackSocket.listen(nonBlocking: true)
         // A socket pair rather than a pipe: Swift's Glibc module has no pipe2, and this one is close-on-exec from the start.
         var pipeEnds: [Int32] = [0, 0]
@@ -314,7 +322,7 @@ private final class ProxyEngine: Sendable {
         }
         do {
             let upstream = try LoopbackSocket.connect(port: targetPort, deadline: .now + .seconds(1))
-            return Relay(client: client, upstream: upstream, blackholed: false)
+            return Relay(client: client, upstream: upstream, blackholed: false, trickle: trickle)
         } catch {
             // Like the server's kernel refusing it, as closely as a connection already accepted allows.
             LoopbackSocket.reset(client)
@@ -338,11 +346,15 @@ private final class Relay {
     /// Read from upstream, not yet written to the client.
     private var toClient: [UInt8] = []
     private(set) var isBlackholed: Bool
+    /// See `TCPProxy.init(targetPort:trickle:)`.
+    private let trickle: Bool
+    private var trickleStep = 0
 
-    init(client: Int32, upstream: Int32, blackholed: Bool) {
+    init(client: Int32, upstream: Int32, blackholed: Bool, trickle: Bool = false) {
         self.client = client
         self.upstream = upstream
         self.isBlackholed = blackholed
+        self.trickle = trickle
     }
 
     var isFinished: Bool { client < 0 && upstream < 0 }
@@ -428,7 +440,13 @@ private final class Relay {
         guard !pending.isEmpty else {
             return
         }
-        let sent = pending.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var count = pending.count
+        if trickle && side == .client {
+            trickleStep += 1
+            count = min(count, trickleStep % 17 + 1)
+        }
+        let sent = pending.withUnsafeBytes { send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+        if trickle && side == .client && sent > 0 { usleep(100) }  // let the client read this piece alone
         if sent > 0 {
             if side == .client {
                 toClient.removeFirst(sent)
