@@ -63,9 +63,9 @@ extension RedisPubSubChannelLayer {
         /// loop is still polling need no thread wake-up, which costs 10-30 µs on each side on a
         /// virtual machine. On the benchmark machine `.microseconds(50)` made ping-pong on
         /// ``RedisPubSubChannelLayer/taskExecutor`` about 2x faster, group fan-out to 100 members
-        /// about 1.6x, and halved the median latency at 10,000 messages/s, but under steady traffic
-        /// the loop thread then uses up to a core. Between empty polls it yields its core to any
-        /// other runnable thread.
+        /// about 1.5x, and the median latency at 10,000 messages/s about a quarter lower, but under
+        /// steady traffic the loop thread then uses up to a core. Between empty polls it yields its
+        /// core to any other runnable thread.
         public var busyPoll: Duration
 
         /// Creates a configuration; every parameter has a default.

@@ -221,7 +221,7 @@ final class LibeventLoop: @unchecked Sendable {
     /// Why: on the benchmark machine (a VM) waking a sleeping thread costs 10-30 µs on each side,
     /// and a round trip through the layer wakes the loop twice (a sender's job, Redis's reply). A
     /// loop that is still polling when they come needs no wake-up: ping-pong on the loop ran about
-    /// 2x faster, group fan-out to 100 members about 1.6x, with less CPU in fan-out. Between empty
+    /// 2x faster, group fan-out to 100 members about 1.5x, with less CPU in fan-out. Between empty
     /// polls it yields its core to any other runnable thread (the consumers, Redis on a small
     /// machine): without that, batched throughput lost 15 %.
     ///
