@@ -237,6 +237,33 @@ struct FaultTests {
         await layer.close()
     }
 
+    @Test func aMalformedFrameFromTheServerCostsAReconnectNotACrash() async throws {
+        // The subscriber parses message pushes itself; what it cannot parse goes to hiredis, which
+        // reports a protocol error. Garbage from "the server" then means a reconnect, not a crash.
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let proxy = try TCPProxy(targetPort: server.port)
+        proxy.start()
+        defer { proxy.stop() }
+        let subscribed = try await SubscribedLayer(faultConfiguration(proxy.url))
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        let garbage = [
+            "*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$x1\r\nhello\r\n",  // a length that is no number
+            "*3\r\n$7\r\nmessage\r\n$1\r\nabc\r\n",  // a payload longer than its length
+            "%1\r\n+a\r\n+b\r\n",  // a RESP3 map: not a RESP2 type
+        ]
+        for bytes in garbage {
+            let (disconnects, reconnects) = (events.disconnects, events.reconnects)
+            proxy.inject(Array(bytes.utf8))
+            try await eventually(timeout: .seconds(5)) { events.disconnects > disconnects }
+            try await eventually(timeout: .seconds(10)) { events.reconnects > reconnects }
+            try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        }
+        await collector.stop()
+        await layer.close()
+    }
+
     @Test func connectToAHangingAddressFailsWithinTheConnectTimeout() async throws {
         let hanging = try HangingConnectListener()
         defer { hanging.close() }

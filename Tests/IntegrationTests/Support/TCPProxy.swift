@@ -69,6 +69,9 @@ final class TCPProxy: Sendable {
     /// Closes every connection now.
     func dropAll() { engine.perform(.dropAll) }
 
+    /// Sends `bytes` to every connected client as if the server had sent them.
+    func inject(_ bytes: [UInt8]) { engine.perform(.inject(bytes)) }
+
     /// Closes every connection and the listening socket, and ends the thread. Idempotent.
     func stop() { engine.stop() }
 
@@ -126,6 +129,8 @@ private final class ProxyEngine: Sendable {
 
     enum Command: Sendable {
         case blackhole, restore, dropAll, stop
+        /// Bytes sent to every client as if the server had sent them, after what is pending.
+        case inject([UInt8])
     }
 
     private struct PendingCommand: Sendable {
@@ -198,7 +203,7 @@ private final class ProxyEngine: Sendable {
                 switch command {
                 case .blackhole: shared.blackholed = true
                 case .restore: shared.blackholed = false
-                case .dropAll, .stop: break
+                case .dropAll, .stop, .inject: break
                 }
                 return false
             }
@@ -249,6 +254,10 @@ private final class ProxyEngine: Sendable {
                         relay.closeBoth()
                     }
                     relays.removeAll()
+                case .inject(let bytes):
+                    for relay in relays {
+                        relay.inject(bytes)
+                    }
                 case .stop:
                     for relay in relays {
                         relay.closeBoth()
@@ -376,6 +385,15 @@ private final class Relay {
             events |= Int16(POLLOUT)
         }
         return events
+    }
+
+    /// Queues `bytes` for the client as if upstream had sent them.
+    func inject(_ bytes: [UInt8]) {
+        guard !isBlackholed, client >= 0 else {
+            return
+        }
+        toClient += bytes
+        flush(.client)
     }
 
     func blackhole() {
