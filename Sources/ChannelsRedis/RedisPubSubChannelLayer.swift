@@ -29,7 +29,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     let loop: LibeventLoop
     let engine: PubSubEngine
     private let codec: MessageCodec
-    let statisticsStorage: LayerStatistics
+    let statisticsStorage: LayerStatistics  // (internal: tests read counters `statistics` does not show)
     private let events: ConnectionEventBroadcaster
     private let closed = Atomic<Bool>(false)
     private let logger: Logger

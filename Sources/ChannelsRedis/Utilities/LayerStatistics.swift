@@ -10,8 +10,9 @@ import Synchronization
 final class LayerStatistics: Sendable {
     let published = Atomic<Int>(0)
     let received = Atomic<Int>(0)
-    /// Of `received`, those the subscriber parsed itself instead of through hiredis's reader
-    /// (`chr_io_deliver_messages`): tests check that the fast path is the one taken.
+    /// Messages the subscriber parsed itself instead of through hiredis's reader
+    /// (`chr_io_deliver_messages`), the layer's own liveness probes included: tests check that the
+    /// fast path is the one taken.
     let receivedDirectly = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
     let dropped = Atomic<Int>(0)
