@@ -307,21 +307,11 @@ final class PubSubEngine: @unchecked Sendable {
                 while end < pending.count, pending[end].channel == nil, pending[end].members.sharesStorage(with: members) { end += 1 }
             }
             if end == start + 1 {
-                let entry = CollectionOfOne(pending[start].entry)
-                if let channel {
-                    delivered += store(entry, in: channel)
-                } else {
-                    for member in members { delivered += store(entry, in: member) }
-                }
+                delivered += store(CollectionOfOne(pending[start].entry), in: channel, or: members)
             } else {
                 // A closure, not `\.entry`: a key path is projected through the runtime, with a
                 // generic-metadata look-up per element (~1 % of the loop in batched throughput).
-                let entries = pending[start..<end].lazy.map { $0.entry }
-                if let channel {
-                    delivered += store(entries, in: channel)
-                } else {
-                    for member in members { delivered += store(entries, in: member) }
-                }
+                delivered += store(pending[start..<end].lazy.map { $0.entry }, in: channel, or: members)
             }
             start = end
         }
@@ -330,6 +320,16 @@ final class PubSubEngine: @unchecked Sendable {
         spareDeliveries = pending
         for handoff in handoffs { handoff.resume() }
         handoffs.removeAll(keepingCapacity: true)
+    }
+
+    /// Puts `entries` into `channel`'s mailbox or, without one, into each of `members`'; returns
+    /// how many deliveries that made.
+    @inline(__always)
+    private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel?, or members: [LocalChannel]) -> Int {
+        if let channel { return store(entries, in: channel) }
+        var stored = 0
+        for member in members { stored += store(entries, in: member) }
+        return stored
     }
 
     /// Puts `entries` into `channel`'s mailbox, noting the consumers that took one for waking at the
