@@ -36,8 +36,8 @@ final class LibeventLoop: @unchecked Sendable {
     private var spare: [@Sendable () -> Void] = []
     /// Jobs run so far (loop thread only): with the I/O glue's count, whether a poll found work.
     private var jobsRun: UInt64 = 0
-    /// `Configuration.busyPoll`; 0: sleep in `epoll_wait` as soon as there is nothing to do.
-    private let busyPollNanoseconds: UInt64
+    /// `Configuration.busyPoll`; `.zero`: sleep in `epoll_wait` as soon as there is nothing to do.
+    private let busyPoll: Duration
     private var thread: pthread_t?
     private let exited = LockedValue<ExitState>(ExitState())
 
@@ -51,8 +51,7 @@ final class LibeventLoop: @unchecked Sendable {
     /// - Parameter busyPoll: how long the thread keeps polling after it last found work before it
     ///   sleeps (see `runPolling`); `.zero` sleeps at once.
     init(name: String, busyPoll: Duration = .zero) throws(ChannelLayerError) {
-        let (seconds, attoseconds) = max(busyPoll, .zero).components
-        busyPollNanoseconds = UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+        self.busyPoll = max(busyPoll, .zero)
         LibeventLoop.globalSetup
         let start = ThreadStart(loop: self, name: name)
         var thread = pthread_t()
@@ -149,7 +148,7 @@ final class LibeventLoop: @unchecked Sendable {
         wakeEvent.withLock { $0 = sendableWake }
         start.ready.withLock { $0 = ReadyState(done: true, error: nil) }
 
-        if busyPollNanoseconds == 0 {
+        if busyPoll == .zero {
             // Without EVLOOP_NO_EXIT_ON_EMPTY the loop returns as soon as hiredis drops its events.
             event_base_loop(base, Int32(EVLOOP_NO_EXIT_ON_EMPTY))
         } else {
@@ -215,7 +214,7 @@ final class LibeventLoop: @unchecked Sendable {
     }
 
     /// The loop with busy polling (`Configuration.busyPoll`): after anything happened (a read, a
-    /// write, a job), it polls without sleeping until `busyPollNanoseconds` pass without work, and
+    /// write, a job), it polls without sleeping until `busyPoll` passes without work, and
     /// only then blocks in `epoll_wait`.
     ///
     /// Why: on the benchmark machine (a VM) waking a sleeping thread costs 10-30 µs on each side,
@@ -228,16 +227,16 @@ final class LibeventLoop: @unchecked Sendable {
     /// Every `event_base_loopbreak` comes from a job run inside `event_base_loop`, so the break
     /// flag is seen here before the next call (which would clear it).
     private func runPolling(base: OpaquePointer, io: OpaquePointer) {
-        var lastWork = Self.monotonicNanoseconds()
+        var lastWork = ContinuousClock.now
         var lastActivity = chr_io_activity(io) &+ jobsRun
         while event_base_got_break(base) == 0 {
-            let polling = Self.monotonicNanoseconds() &- lastWork < busyPollNanoseconds
+            let polling = lastWork.duration(to: .now) < busyPoll
             let flags = polling ? EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY : EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY
             guard event_base_loop(base, Int32(flags)) >= 0 else { return }  // as the plain loop: stop on error
             let activity = chr_io_activity(io) &+ jobsRun
             if activity != lastActivity {
                 lastActivity = activity
-                lastWork = Self.monotonicNanoseconds()
+                lastWork = .now
             } else if polling {
                 sched_yield()
             }
@@ -254,12 +253,6 @@ final class LibeventLoop: @unchecked Sendable {
             guard pthread_getcpuclockid(thread, &clock) == 0, clock_gettime(clock, &used) == 0 else { return nil }
             return .seconds(used.tv_sec) + .nanoseconds(used.tv_nsec)
         }
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
 
     private func drain() {
