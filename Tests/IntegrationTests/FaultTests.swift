@@ -253,12 +253,21 @@ struct FaultTests {
             "*3\r\n$7\r\nmessage\r\n$1\r\nabc\r\n",  // a payload longer than its length
             "%1\r\n+a\r\n+b\r\n",  // a RESP3 map: not a RESP2 type
         ]
+        // The subscriber's connection as Redis sees it: `id=N ...` of the one pub/sub client.
+        func subscriberID() async throws -> String? {
+            try await server.command(["CLIENT", "LIST", "TYPE", "pubsub"]).string?.split(separator: " ").first.map(String.init)
+        }
         for bytes in garbage {
             let (disconnects, reconnects) = (events.disconnects, events.reconnects)
+            let subscriber = try #require(try await subscriberID())
             proxy.inject(Array(bytes.utf8))
             try await eventually(timeout: .seconds(5)) { events.disconnects > disconnects }
             try await eventually(timeout: .seconds(10)) { events.reconnects > reconnects }
             try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+            // The subscriber itself gave up on the garbage (the publisher got it too and would
+            // account for the events alone) and no bytes of it were delivered as a message.
+            #expect(try await subscriberID() != subscriber, "\(bytes.debugDescription)")
+            #expect(layer.statistics.undecodableMessages == 0)
         }
         await collector.stop()
         await layer.close()
