@@ -225,6 +225,7 @@ struct chr_io_conn {
     chr_io_conn *previous, *next;
     size_t rejected;            // error replies chr_on_publish_reply saw (chr_io_take_rejected)
     char rejection[128];        // the text of the last of them
+    long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
     char *partial;              // with on_message: the start of a frame that is not complete yet
     size_t partial_length, partial_capacity;
@@ -615,14 +616,19 @@ static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
 
 // MARK: Publishing
 
-/// The callback of every PUBLISH of a run but the last: only an error reply needs attention, and it
-/// is counted for the run's last callback (chr_io_take_rejected). A NULL reply (the connection is
-/// going away) reaches the last callback too.
+/// The callback of every PUBLISH of a run but the last: an error reply is counted for the run's last
+/// callback (chr_io_take_rejected), and so is the receiver count of an integer one
+/// (chr_io_take_receivers). A NULL reply (the connection is going away) reaches the last callback too.
 static void chr_on_publish_reply(redisAsyncContext *ac, void *object, void *privdata) {
     (void)privdata;
     redisReply *reply = object;
     chr_io_conn *conn = ac->ev.data;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || conn == NULL) return;
+    if (reply == NULL || conn == NULL) return;
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        conn->receivers += reply->integer;
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ERROR) return;
     conn->rejected += 1;
     size_t length = reply->len < sizeof(conn->rejection) - 1 ? reply->len : sizeof(conn->rejection) - 1;
     if (reply->str != NULL) memcpy(conn->rejection, reply->str, length);
@@ -704,6 +710,14 @@ size_t chr_io_take_rejected(redisAsyncContext *ac, char *text, size_t capacity) 
     }
     conn->rejection[0] = '\0';
     return rejected;
+}
+
+long long chr_io_take_receivers(redisAsyncContext *ac) {
+    chr_io_conn *conn = ac->ev.data;
+    if (conn == NULL) return 0;
+    long long receivers = conn->receivers;
+    conn->receivers = 0;
+    return receivers;
 }
 
 // MARK: Public

@@ -4,16 +4,13 @@ import DequeModule
     import Glibc
 #endif
 
-/// Who a mailbox reports to: decoding its `.encoded` entries, and a cancelled consumer.
+/// Who decodes a mailbox's `.encoded` entries.
 ///
-/// One shared object rather than closures per mailbox: a WebSocket server holds one channel per
-/// connection, and two closure contexts per channel were a seventh of an idle channel's memory.
+/// One shared object rather than a closure per mailbox: a WebSocket server holds one channel per
+/// connection, and closure contexts per channel were a seventh of an idle channel's memory.
 protocol ChannelMailboxOwner: AnyObject, Sendable {
     /// Decodes bytes taken from `channel`'s mailbox; `nil` (logged and counted) when they do not decode.
     func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage?
-    /// A consumer of the channel was cancelled while waiting: clean the channel up (as a cancelled
-    /// `receive` unsubscribes in Python).
-    func consumerCancelled(channel: String, id: UInt64)
 }
 
 /// The buffer of one local channel: the loop thread delivers, any number of consumer tasks take, in
@@ -26,6 +23,10 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 ///
 /// Bounded: past `capacity` buffered messages the oldest is dropped and the caller told, so a stuck
 /// consumer cannot grow memory without bound.
+///
+/// A consumer that stops waiting (cancelled, timed out) ends only its own wait: the mailbox and its
+/// buffer stay, and a message handed to a consumer that was cancelled before it resumed is put
+/// back at the front for the next one. Only ``finish(_:)`` ends the mailbox.
 final class ChannelMailbox: @unchecked Sendable {
     // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
@@ -40,6 +41,39 @@ final class ChannelMailbox: @unchecked Sendable {
         case stored(dropped: Int)
         /// The mailbox is finished; the message was discarded.
         case finished
+    }
+
+    /// Why a mailbox was finished: what its consumers are told.
+    enum FinishReason: UInt8 {
+        /// `discard(channel:)` or the end of a scope.
+        case discarded
+        /// `flush()`.
+        case flushed
+        /// The layer closed.
+        case closed
+        /// Another local channel of the same name replaced this one.
+        case replaced
+
+        /// The error a consumer of a finished mailbox throws.
+        func error(channel: String) -> ChannelLayerError {
+            switch self {
+            case .discarded: ChannelLayerError(.channelClosed, "channel '\(channel)' was discarded")
+            case .flushed: ChannelLayerError(.channelClosed, "channel '\(channel)' was closed by flush()")
+            case .replaced: ChannelLayerError(.channelClosed, "channel '\(channel)' was replaced by a new local channel of that name")
+            case .closed: ChannelLayerError.closed()
+            }
+        }
+    }
+
+    /// How a wait for the next message ended.
+    enum Wait {
+        case message(ChannelMessage)
+        /// The mailbox was finished, for this reason.
+        case finished(FinishReason)
+        /// The waiting task was cancelled; the mailbox is untouched.
+        case cancelled
+        /// Nothing arrived within the timeout; the mailbox is untouched.
+        case timedOut
     }
 
     /// A message taken by a consumer that was waiting for it, to be resumed with it outside the
@@ -87,7 +121,12 @@ final class ChannelMailbox: @unchecked Sendable {
     @exclusivity(unchecked) private var waiters: Deque<Waiter> = []
     @exclusivity(unchecked) private var cancelledWaiters: Set<UInt64> = []
     @exclusivity(unchecked) private var nextWaiterID: UInt64 = 0
-    @exclusivity(unchecked) private var finished = false
+    @exclusivity(unchecked) private var finished: FinishReason?
+    /// Entries consumers took (from the buffer or by hand-off); with the two below, what
+    /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
+    @exclusivity(unchecked) private var taken: UInt64 = 0
+    @exclusivity(unchecked) private var takenAtLastCheck: UInt64 = 0
+    @exclusivity(unchecked) private var unconsumedSince: ContinuousClock.Instant?
 
     init(capacity: Int, channel: String, id: UInt64, owner: any ChannelMailboxOwner) {
         self.capacity = capacity
@@ -125,7 +164,7 @@ final class ChannelMailbox: @unchecked Sendable {
     /// them without suspending again. (Invariant: `waiters` is empty whenever `buffer` is not.)
     func deliver(_ messages: some Collection<Entry>, handoffs: inout [Handoff]) -> Delivery {
         pthread_mutex_lock(mutex)
-        if finished {
+        if finished != nil {
             pthread_mutex_unlock(mutex)
             return .finished
         }
@@ -133,6 +172,7 @@ final class ChannelMailbox: @unchecked Sendable {
         for message in messages {
             if let waiter = waiters.popFirst() {
                 handoffs.append(Handoff(continuation: waiter.continuation, entry: message))
+                taken &+= 1
                 continue
             }
             if buffer.count >= capacity {
@@ -145,11 +185,12 @@ final class ChannelMailbox: @unchecked Sendable {
         return .stored(dropped: dropped)
     }
 
-    /// Ends the mailbox: waiting and later consumers get `nil` at once. Buffered messages are
-    /// dropped, as Python drops a channel's queue when the channel goes.
-    func finish() {
+    /// Ends the mailbox: waiting and later consumers are told `reason` at once. Buffered messages
+    /// are dropped, as Python drops a channel's queue when the channel goes. Idempotent: the first
+    /// reason stays.
+    func finish(_ reason: FinishReason) {
         let waiting = locked { () -> Deque<Waiter> in
-            finished = true
+            if finished == nil { finished = reason }
             buffer.removeAll()
             cancelledWaiters.removeAll()
             defer { waiters.removeAll() }
@@ -158,44 +199,112 @@ final class ChannelMailbox: @unchecked Sendable {
         for waiter in waiting { waiter.continuation.resume(returning: nil) }
     }
 
-    // MARK: Consumers (any task)
-
-    /// The next message, or `nil` once the mailbox is finished. When the calling task is cancelled
-    /// while waiting, returns `nil` and finishes the mailbox (the channel is cleaned up). Bytes that
-    /// do not decode are skipped (logged and counted by `decode`).
-    nonisolated(nonsending) func next() async -> ChannelMessage? {
-        while let entry = await nextEntry() {
-            switch entry {
-            case .message(let shared): return shared.message
-            case .encoded(let bytes):
-                if let message = owner.decode(bytes, forChannel: channel) { return message }
+    /// Since when the mailbox has held messages with no consumer waiting or taking any, as of the
+    /// previous call; `nil` while it is empty, has a waiting consumer, or a consumer took something
+    /// since the previous call. The engine calls it from a periodic sweep, so a forgotten
+    /// `discard(channel:)` shows up instead of quietly holding up to `capacity` messages.
+    func unconsumedSince(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        locked {
+            defer { takenAtLastCheck = taken }
+            if buffer.isEmpty || !waiters.isEmpty || finished != nil {
+                unconsumedSince = nil
+            } else if unconsumedSince == nil || taken != takenAtLastCheck {
+                unconsumedSince = now
             }
+            return unconsumedSince
         }
-        return nil
     }
 
-    private nonisolated(nonsending) func nextEntry() async -> Entry? {
-        // Fast path: no suspension, no continuation, when something is buffered.
-        pthread_mutex_lock(mutex)
-        if let message = buffer.popFirst() {
-            pthread_mutex_unlock(mutex)
-            return message
-        }
-        if finished {
-            pthread_mutex_unlock(mutex)
-            return nil
-        }
-        nextWaiterID &+= 1
-        let id = nextWaiterID
-        pthread_mutex_unlock(mutex)
+    // MARK: Consumers (any task)
 
-        let entry = await withTaskCancellationHandler {
+    /// The next message, or why there is none: finished, the task was cancelled, or `timeout`
+    /// (if any) passed. Bytes that do not decode are skipped (logged and counted by `decode`).
+    nonisolated(nonsending) func next(timeout: Duration? = nil) async -> Wait {
+        while true {
+            let entry: Entry
+            if let timeout {
+                guard let taken = await nextEntry(timeout: timeout) else { return endOfWait(timedOut: true) }
+                entry = taken
+            } else {
+                guard let taken = await nextEntry() else { return endOfWait(timedOut: false) }
+                entry = taken
+            }
+            switch entry {
+            case .message(let shared): return .message(shared.message)
+            case .encoded(let bytes):
+                if let message = owner.decode(bytes, forChannel: channel) { return .message(message) }
+            }
+        }
+    }
+
+    /// Why a wait that got nothing ended.
+    private func endOfWait(timedOut: Bool) -> Wait {
+        if let reason = locked({ finished }) { return .finished(reason) }
+        if Task.isCancelled { return .cancelled }
+        return timedOut ? .timedOut : .cancelled
+    }
+
+    /// The next entry; `nil` when the mailbox is finished or the wait was cancelled.
+    private nonisolated(nonsending) func nextEntry() async -> Entry? {
+        switch takeOrRegister() {
+        case .took(let entry): return entry
+        case .finished: return nil
+        case .wait(let id): return settle(id, await wait(id))
+        }
+    }
+
+    /// The next entry; `nil` when the mailbox is finished, the wait was cancelled or `timeout` passed.
+    private nonisolated(nonsending) func nextEntry(timeout: Duration) async -> Entry? {
+        let id: UInt64
+        switch takeOrRegister() {
+        case .took(let entry): return entry
+        case .finished: return nil
+        case .wait(let waiter): id = waiter
+        }
+        // The timer is a child task that withdraws the waiter once `timeout` passed. The scope ends
+        // only when the child has finished, so whatever it left in `cancelledWaiters` is cleared by
+        // `settle` after it.
+        let entry = await withTaskGroup(of: Void.self, returning: Entry?.self) { group in
+            group.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                self.withdraw(waiter: id)
+            }
+            let entry = await wait(id)
+            group.cancelAll()
+            return entry
+        }
+        return settle(id, entry)
+    }
+
+    private enum Take {
+        case took(Entry)
+        case finished
+        case wait(id: UInt64)
+    }
+
+    /// The fast path: the front of the buffer with no suspension and no continuation, or the end;
+    /// otherwise a new waiter id.
+    private func takeOrRegister() -> Take {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if let message = buffer.popFirst() {
+            taken &+= 1
+            return .took(message)
+        }
+        if finished != nil { return .finished }
+        nextWaiterID &+= 1
+        return .wait(id: nextWaiterID)
+    }
+
+    private nonisolated(nonsending) func wait(_ id: UInt64) async -> Entry? {
+        await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Entry?, Never>) in
                 pthread_mutex_lock(mutex)
                 if let message = buffer.popFirst() {
+                    taken &+= 1
                     pthread_mutex_unlock(mutex)
                     continuation.resume(returning: message)
-                } else if finished || cancelledWaiters.remove(id) != nil {
+                } else if finished != nil || cancelledWaiters.remove(id) != nil {
                     pthread_mutex_unlock(mutex)
                     continuation.resume(returning: nil)
                 } else {
@@ -204,30 +313,47 @@ final class ChannelMailbox: @unchecked Sendable {
                 }
             }
         } onCancel: {
-            cancel(waiter: id)
+            withdraw(waiter: id)
         }
-        // The entry was handed over by `deliver` on the loop thread, which resumed us after it
-        // released the mutex; taking it once here makes that hand-off visible to ThreadSanitizer
-        // too (the runtime's own synchronisation of the resume is not always seen by it). A
-        // cancellation that came after the hand-off but before the resume left our id behind.
-        pthread_mutex_lock(mutex)
-        if !cancelledWaiters.isEmpty { cancelledWaiters.remove(id) }
-        pthread_mutex_unlock(mutex)
-        return entry
     }
 
-    private func cancel(waiter id: UInt64) {
+    /// After a wait: clears what a withdrawal left behind, and gives back an entry that a
+    /// cancelled consumer was handed, so the next consumer gets it (nothing Redis delivered is lost
+    /// because a wait was cancelled).
+    private func settle(_ id: UInt64, _ entry: Entry?) -> Entry? {
+        // The entry may have been handed over by `deliver` on the loop thread, which resumed us
+        // after it released the mutex; taking the mutex here also makes that hand-off visible to
+        // ThreadSanitizer (the runtime's own synchronisation of the resume is not always seen by it).
+        let cancelled = entry != nil && Task.isCancelled
+        var next: Waiter?
         pthread_mutex_lock(mutex)
-        var cancelled: Waiter?
+        if !cancelledWaiters.isEmpty { cancelledWaiters.remove(id) }
+        if cancelled, let entry, finished == nil {
+            taken &-= 1
+            if let waiter = waiters.popFirst() {
+                taken &+= 1
+                next = waiter
+                pthread_mutex_unlock(mutex)
+                next!.continuation.resume(returning: entry)
+                return nil
+            }
+            buffer.prepend(entry)
+        }
+        pthread_mutex_unlock(mutex)
+        return cancelled ? nil : entry
+    }
+
+    /// Ends one waiter's wait (its task was cancelled, or its timeout passed); the mailbox stays.
+    private func withdraw(waiter id: UInt64) {
+        pthread_mutex_lock(mutex)
+        var withdrawn: Waiter?
         if let index = waiters.firstIndex(where: { $0.id == id }) {
-            cancelled = waiters.remove(at: index)
-        } else if !finished {
-            // Cancelled before it registered: the registration will see this and not wait.
+            withdrawn = waiters.remove(at: index)
+        } else if finished == nil {
+            // Not registered yet (or handed a message already: `settle` clears this then).
             cancelledWaiters.insert(id)
         }
-        let wasFinished = finished
         pthread_mutex_unlock(mutex)
-        cancelled?.continuation.resume(returning: nil)
-        if !wasFinished { owner.consumerCancelled(channel: channel, id: channelID) }
+        withdrawn?.continuation.resume(returning: nil)
     }
 }

@@ -1,14 +1,16 @@
-import Synchronization
-
 /// The messages of one channel, as an `AsyncSequence`.
 ///
-/// Made by ``RedisPubSubChannelLayer/messages(from:)``. Several consumers of one channel share its
-/// buffer: each message goes to one of them, in FIFO order. When the sequence and its iterators are
-/// gone, or the iterating task is cancelled, the channel is cleaned up (its Redis subscription is
-/// dropped once nothing local needs it), as a cancelled `receive` does.
+/// Made by ``RedisPubSubChannelLayer/messages(from:)`` and ``ChannelLayer/withChannel(prefix:_:)``.
+/// Several consumers of one channel share its buffer: each message goes to one of them, in FIFO
+/// order.
 ///
-/// Iteration ends (returns `nil`) when the channel is flushed or cleaned up, and throws a
-/// ``ChannelLayerError`` with code `layerClosed` when the layer is closed.
+/// Ending an iteration (`break`, the task cancelled, the sequence dropped) ends that one consumer
+/// only: the channel, its subscription, its groups and its buffered messages stay, for the next
+/// consumer. A channel ends by ``ChannelLayer/discard(channel:)``, the end of a `withChannel` or
+/// `withMessages` scope, `flush()` or `close()`.
+///
+/// Iteration returns `nil` when the iterating task is cancelled, and throws a ``ChannelLayerError``
+/// when the channel ends: `channelClosed` (discarded, or flushed) or `layerClosed`.
 ///
 /// ```swift
 /// for try await message in try await layer.messages(from: me) {
@@ -22,10 +24,9 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
     /// The channel this sequence reads.
     public let channel: String
     let mailbox: ChannelMailbox
-    let token: ConsumerToken
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(mailbox: mailbox, token: token)
+        AsyncIterator(channel: channel, mailbox: mailbox)
     }
 
     /// Iterates a ``ChannelMessageSequence``.
@@ -33,51 +34,34 @@ public struct ChannelMessageSequence: AsyncSequence, Sendable {
         public typealias Element = ChannelMessage
         public typealias Failure = ChannelLayerError
 
+        let channel: String
         let mailbox: ChannelMailbox
-        let token: ConsumerToken
 
-        /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
+        /// The next message, or `nil` when the task was cancelled.
         ///
-        /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
+        /// - Throws: ``ChannelLayerError``: `channelClosed` once the channel was discarded or
+        ///   flushed, `layerClosed` once the layer is closed.
         public nonisolated(nonsending) mutating func next() async throws(ChannelLayerError) -> ChannelMessage? {
-            if let message = await mailbox.next() { return message }
-            return try token.end()
+            try Self.element(of: await mailbox.next(), channel: channel)
         }
 
-        /// The next message, or `nil` when the channel was cleaned up or the task was cancelled.
+        /// The next message, or `nil` when the task was cancelled.
         ///
-        /// - Throws: ``ChannelLayerError`` with code `layerClosed` once the layer is closed.
+        /// - Throws: ``ChannelLayerError``: `channelClosed` once the channel was discarded or
+        ///   flushed, `layerClosed` once the layer is closed.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(ChannelLayerError) -> ChannelMessage? {
-            if let message = await mailbox.next() { return message }
-            return try token.end()
+            try Self.element(of: await mailbox.next(), channel: channel)
+        }
+
+        private static func element(of wait: ChannelMailbox.Wait, channel: String) throws(ChannelLayerError) -> ChannelMessage? {
+            switch wait {
+            case .message(let message): return message
+            case .finished(let reason): throw reason.error(channel: channel)
+            case .cancelled, .timedOut: return nil
+            }
         }
     }
 }
 
 @available(*, unavailable)
 extension ChannelMessageSequence.AsyncIterator: Sendable {}
-
-/// Cleans a channel up when the last sequence or iterator holding it is gone.
-final class ConsumerToken: Sendable {
-    let channel: String
-    let id: UInt64
-    let engine: PubSubEngine
-
-    init(channel: String, id: UInt64, engine: PubSubEngine) {
-        self.channel = channel
-        self.id = id
-        self.engine = engine
-    }
-
-    /// How a finished stream ends: `layerClosed` if the layer closed, else the end of the sequence.
-    func end() throws(ChannelLayerError) -> ChannelMessage? {
-        if engine.isClosed.load(ordering: .acquiring) { throw ChannelLayerError.closed() }
-        return nil
-    }
-
-    deinit {
-        // Never touch C here: hand the cleanup to the loop (a no-op once the loop has stopped).
-        let (engine, channel, id) = (self.engine, self.channel, self.id)
-        engine.loop.execute { engine.channelTerminated(channel, id: id) }
-    }
-}

@@ -8,8 +8,8 @@ import Synchronization
 final class PubSubEngine: @unchecked Sendable {
     // @unchecked Sendable: every `var` is used only on `loop`'s thread (the public API reaches it
     // through jobs; hiredis callbacks run there). The exceptions run on consumer tasks and touch
-    // only immutable or Sendable members: `decode(_:forChannel:)` and `consumerCancelled` (the
-    // `ChannelMailboxOwner` side: `codec`, `statistics`, `logger`, `loop`) and `isClosed` (an Atomic).
+    // only immutable or Sendable members: `decode(_:forChannel:)` (the `ChannelMailboxOwner` side:
+    // `codec`, `statistics`, `logger`) and `isClosed` (an Atomic).
     final class LocalChannel {
         let name: String
         let id: UInt64
@@ -67,6 +67,9 @@ final class PubSubEngine: @unchecked Sendable {
     /// Cleared by every change to `channels` or `groups` (`invalidateRoute()`).
     @exclusivity(unchecked) private var lastRoute: Route?
     private var lastDropWarning: ContinuousClock.Instant?
+    /// The sweep that finds channels holding messages nobody consumes (`unconsumedChannelThreshold`).
+    private var unconsumedSweep: LoopTimer?
+    private var lastUnconsumedReport: ContinuousClock.Instant?
 
     init(
         loop: LibeventLoop,
@@ -106,6 +109,7 @@ final class PubSubEngine: @unchecked Sendable {
             return shard
         }
         pendingEndpoints = []
+        scheduleUnconsumedSweep()
     }
 
     /// The shard of a Redis channel name, with channels_redis's consistent hash.
@@ -118,12 +122,12 @@ final class PubSubEngine: @unchecked Sendable {
 
     // MARK: Operations (each runs as one job on the loop)
 
-    func publish(to redisChannel: String, payload: [UInt8], continuation: RedisShard.Continuation) {
+    func publish(to redisChannel: String, payload: [UInt8], continuation: RedisShard.PublishContinuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         shard(for: redisChannel).publish(channel: redisChannel, payload: payload, continuation: continuation)
     }
 
-    func publish(to redisChannel: String, payloads: PayloadBatch, continuation: RedisShard.Continuation) {
+    func publish(to redisChannel: String, payloads: PayloadBatch, continuation: RedisShard.PublishContinuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         shard(for: redisChannel).publish(channel: redisChannel, payloads: payloads, continuation: continuation)
     }
@@ -138,22 +142,17 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     /// The mailbox of a local channel, creating (and subscribing) a general channel on demand.
-    func mailbox(for name: String, continuation: LoopContinuation<ChannelHandle>) {
+    func mailbox(for name: String, continuation: LoopContinuation<ChannelMailbox>) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.
-            return continuation.resume(returning: ChannelHandle(mailbox: existing.mailbox, id: existing.id))
+            return continuation.resume(returning: existing.mailbox)
         }
         let channel = makeChannel(name)
-        let handle = ChannelHandle(mailbox: channel.mailbox, id: channel.id)
+        let mailbox = channel.mailbox
         subscribe(channel) { error in
-            if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: handle) }
+            if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: mailbox) }
         }
-    }
-
-    struct ChannelHandle: Sendable {
-        var mailbox: ChannelMailbox
-        var id: UInt64
     }
 
     private func makeChannel(_ name: String) -> LocalChannel {
@@ -163,7 +162,7 @@ final class PubSubEngine: @unchecked Sendable {
         let mailbox = ChannelMailbox(capacity: configuration.capacity, channel: name, id: id, owner: self)
         let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
         if let previous = channels.updateValue(channel, forKey: name) {
-            previous.mailbox.finish()
+            previous.mailbox.finish(.replaced)
         }
         return channel
     }
@@ -209,9 +208,11 @@ final class PubSubEngine: @unchecked Sendable {
         discard(group, channel: name)
     }
 
-    /// A consumer of a channel went away (cancelled receive, dropped or ended sequence).
-    func channelTerminated(_ name: String, id: UInt64) {
-        removeChannel(name, id: id)
+    /// Ends a local channel: `discard(channel:)` or the end of a scope. A no-op for a channel that
+    /// is not (or no longer) local.
+    func discard(channel name: String) {
+        guard !closed, let channel = channels[name] else { return }
+        removeChannel(name, id: channel.id)
     }
 
     private func discard(_ group: String, channel name: String) {
@@ -234,7 +235,7 @@ final class PubSubEngine: @unchecked Sendable {
         guard !closed, let channel = channels[name], channel.id == id else { return }
         invalidateRoute()
         channels[name] = nil
-        channel.mailbox.finish()
+        channel.mailbox.finish(.discarded)
         for group in channel.groups { discard(group, channel: channel) }
         shard(for: name).unwant(name)
         logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
@@ -247,7 +248,7 @@ final class PubSubEngine: @unchecked Sendable {
         let all = channels
         channels = [:]
         groups = [:]
-        for (_, channel) in all { channel.mailbox.finish() }
+        for (_, channel) in all { channel.mailbox.finish(.flushed) }
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
         continuation.resume()
@@ -257,13 +258,15 @@ final class PubSubEngine: @unchecked Sendable {
     func close() {
         guard !closed else { return }
         isClosed.store(true, ordering: .releasing)
+        unconsumedSweep?.cancel()
+        unconsumedSweep = nil
         for shard in shards { shard.close() }
         closed = true
         invalidateRoute()
         let all = channels
         channels = [:]
         groups = [:]
-        for (_, channel) in all { channel.mailbox.finish() }
+        for (_, channel) in all { channel.mailbox.finish(.closed) }
         events.finish()
         logger.debug("layer closed")
     }
@@ -348,6 +351,46 @@ final class PubSubEngine: @unchecked Sendable {
         }
     }
 
+    // MARK: Unconsumed channels
+
+    private func scheduleUnconsumedSweep() {
+        // A third of the threshold, so a channel is reported at most a third late; at least 10 ms
+        // and at most 10 s apart. Each sweep takes each mailbox's lock once.
+        let interval = min(max(configuration.unconsumedChannelThreshold / 3, .milliseconds(10)), .seconds(10))
+        unconsumedSweep = loop.scheduleTimer(after: interval) { [self] in
+            unconsumedSweep = nil
+            guard !closed else { return }
+            sweepUnconsumed()
+            scheduleUnconsumedSweep()
+        }
+    }
+
+    /// Counts the local channels that have held messages with no consumer for at least
+    /// `unconsumedChannelThreshold`, and names the oldest in an `info` log at most once a minute.
+    private func sweepUnconsumed() {
+        let now = ContinuousClock.now
+        let threshold = configuration.unconsumedChannelThreshold
+        var count = 0
+        var oldest: (name: String, since: ContinuousClock.Instant)?
+        for (name, channel) in channels {
+            guard let since = channel.mailbox.unconsumedSince(now: now), since.duration(to: now) >= threshold else { continue }
+            count += 1
+            if oldest == nil || since < oldest!.since { oldest = (name, since) }
+        }
+        statistics.setUnconsumedChannels(count)
+        guard let oldest else { return }
+        if let last = lastUnconsumedReport, last.duration(to: now) < .seconds(60) { return }
+        lastUnconsumedReport = now
+        logger.info(
+            "local channels hold messages that no consumer takes: receive from them, or discard(channel:) them",
+            metadata: [
+                LogKey.channel: "\(oldest.name)",
+                LogKey.unconsumedChannels: "\(count)",
+                LogKey.unconsumedFor: "\(oldest.since.duration(to: now))",
+            ]
+        )
+    }
+
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
         statistics.recordUndecodable()
         logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
@@ -387,11 +430,6 @@ extension PubSubEngine: ChannelMailboxOwner {
             PubSubEngine.skippedUndecodable(error, channel: channel, statistics: statistics, logger: logger)
             return nil
         }
-    }
-
-    /// Runs on the consumer's task: hands the cleanup to the loop.
-    func consumerCancelled(channel: String, id: UInt64) {
-        loop.execute { [self] in removeChannel(channel, id: id) }
     }
 }
 

@@ -67,6 +67,12 @@ extension RedisPubSubChannelLayer {
         /// steady traffic the loop thread then uses up to a core. Between empty polls it yields its
         /// core to any other runnable thread.
         public var busyPoll: Duration
+        /// How long a local channel may hold messages with no consumer taking any before it counts
+        /// as unconsumed: ``RedisPubSubChannelLayer/Statistics/unconsumedChannels`` (and the
+        /// `channels_redis_unconsumed_channels` gauge) counts such channels, and an `info` log names
+        /// the oldest, at most once a minute. A channel lives until it is discarded, so this is how
+        /// a forgotten ``RedisPubSubChannelLayer/discard(channel:)`` shows up in production.
+        public var unconsumedChannelThreshold: Duration
 
         /// Creates a configuration; every parameter has a default.
         public init(
@@ -83,7 +89,8 @@ extension RedisPubSubChannelLayer {
             livenessTimeout: Duration = .seconds(3),
             onDisconnect: String? = nil,
             onReconnect: String? = nil,
-            busyPoll: Duration = .zero
+            busyPoll: Duration = .zero,
+            unconsumedChannelThreshold: Duration = .seconds(60)
         ) {
             self.hosts = hosts
             self.prefix = prefix
@@ -99,6 +106,7 @@ extension RedisPubSubChannelLayer {
             self.onDisconnect = onDisconnect
             self.onReconnect = onReconnect
             self.busyPoll = busyPoll
+            self.unconsumedChannelThreshold = unconsumedChannelThreshold
         }
 
         func validated() throws(ChannelLayerError) -> [RedisEndpoint] {
@@ -116,6 +124,9 @@ extension RedisPubSubChannelLayer {
             }
             guard busyPoll >= .zero, busyPoll <= .seconds(1) else {
                 throw ChannelLayerError(.invalidConfiguration, "busyPoll must be between zero and one second, not \(busyPoll)")
+            }
+            guard unconsumedChannelThreshold > .zero else {
+                throw ChannelLayerError(.invalidConfiguration, "unconsumedChannelThreshold must be positive, not \(unconsumedChannelThreshold)")
             }
             guard !prefix.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
                 throw ChannelLayerError(.invalidConfiguration, "prefix '\(prefix)' must be printable ASCII without spaces")

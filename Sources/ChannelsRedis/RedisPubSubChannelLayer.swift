@@ -9,6 +9,10 @@ import Synchronization
 /// ``messages(from:)``). A group send is one `PUBLISH`; the layer subscribes once per group and
 /// fans out locally.
 ///
+/// A channel lives until ``discard(channel:)``, the end of a ``ChannelLayer/withChannel(prefix:_:)``
+/// or ``ChannelLayer/withMessages(from:_:)`` scope, ``flush()`` or ``close()``; cancelling a
+/// `receive` or leaving a `messages` loop ends only that wait (see ``ChannelLayer``).
+///
 /// The layer runs hiredis on a libevent loop on a thread of its own. It reconnects and resubscribes
 /// by itself; ``connectionEvents()`` says when. Call ``close()`` when done: it tears everything down
 /// and joins the thread. A layer dropped without `close()` shuts down in the background: its
@@ -16,11 +20,14 @@ import Synchronization
 ///
 /// ```swift
 /// let layer = try RedisPubSubChannelLayer(hosts: ["redis://127.0.0.1:6379"])
-/// let me = try await layer.newChannel()
-/// try await layer.groupAdd("room", channel: me)
-/// try await layer.groupSend(["type": "chat.message", "message": "hi"], to: "room")
-/// let message = try await layer.receive(from: me)
-/// print(message["message"]?.stringValue ?? "")
+/// try await layer.withChannel { me, messages in
+///     try await layer.groupAdd("room", channel: me)
+///     try await layer.groupSend(["type": "chat.message", "message": "hi"], to: "room")
+///     for try await message in messages {
+///         print(message["message"]?.stringValue ?? "")
+///         break
+///     }
+/// }
 /// await layer.close()
 /// ```
 public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
@@ -32,6 +39,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     let statisticsStorage: LayerStatistics  // (internal: tests read counters `statistics` does not show)
     private let events: ConnectionEventBroadcaster
     private let closed = Atomic<Bool>(false)
+    /// What `run()` (the `Service` conformance) needs: whether it ran, and when the layer closed.
+    let runState = RunState()
     private let logger: Logger
 
     /// Creates a layer for the given hosts with every other setting at its default.
@@ -117,19 +126,24 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
 
     /// Sends a message to a channel: one `PUBLISH` to exactly `channel`.
     ///
-    /// Returns once Redis confirmed the `PUBLISH`. Delivery is at most once: a receiver that is not
-    /// subscribed at that moment never gets it.
+    /// Returns once Redis confirmed the `PUBLISH`, with Redis's count of the subscriber connections
+    /// that received it: one per process subscribed to the channel (this one included), so `0`
+    /// means nobody was listening and the message is gone. Delivery is at most once: a receiver
+    /// that is not subscribed at that moment never gets it.
     ///
     /// ```swift
-    /// try await layer.send(["type": "test.message", "text": "Ahoy-hoy!"], to: channel)
+    /// let receivers = try await layer.send(["type": "test.message", "text": "Ahoy-hoy!"], to: channel)
+    /// if receivers == 0 { logger.info("nobody is listening on \(channel)") }
     /// ```
     ///
+    /// - Returns: How many subscriber connections Redis delivered the message to.
     /// - Throws: ``ChannelLayerError``: `invalidName`, `encodingFailed`, `messageTooLarge`, `timeout`
     ///   (not confirmed within `sendTimeout`, e.g. while Redis is down), `connectionLost` (the
     ///   connection broke before Redis answered: it may or may not have been published), `layerClosed`.
-    public nonisolated(nonsending) func send(_ message: ChannelMessage, to channel: String) async throws {
+    @discardableResult
+    public nonisolated(nonsending) func send(_ message: ChannelMessage, to channel: String) async throws -> Int {
         try NameValidation.validateChannel(channel)
-        try await publish(message, to: channel)
+        return try await publish(message, to: channel)
     }
 
     /// Sends several messages to a channel: pipelined `PUBLISH`es in order, one hand-off to the
@@ -139,43 +153,77 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// try await layer.send(contentsOf: events.map { ["type": "tick", "n": .int($0)] }, to: channel)
     /// ```
     ///
+    /// - Returns: The **sum** over the messages of the subscriber connections each reached (with
+    ///   one process listening, the number of messages; `0`: nobody was listening).
     /// - Throws: as ``send(_:to:)``, at the first message that fails; messages before it were
     ///   published, messages after it may or may not have been.
     @inlinable
-    public nonisolated(nonsending) func send(contentsOf messages: some Sequence<ChannelMessage>, to channel: String) async throws {
+    @discardableResult
+    public nonisolated(nonsending) func send(contentsOf messages: some Sequence<ChannelMessage>, to channel: String) async throws -> Int {
         // Inlinable so the sequence is walked by code specialised in the caller's module: a generic
         // walk here went through witness tables and metadata look-ups (a fifth of the sending side).
         try await send(batch: Array(messages), to: channel)
     }
 
     @usableFromInline
-    nonisolated(nonsending) func send(batch messages: [ChannelMessage], to channel: String) async throws {
+    nonisolated(nonsending) func send(batch messages: [ChannelMessage], to channel: String) async throws -> Int {
         try NameValidation.validateChannel(channel)
-        try await publish(contentsOf: messages, to: channel)
+        return try await publish(contentsOf: messages, to: channel)
     }
 
     /// Receives the next message of a channel.
     ///
-    /// A channel this layer did not create is subscribed on demand (a "general" channel). Several
-    /// concurrent receivers of one channel each get a message, in FIFO order. When the calling task
-    /// is cancelled, the channel is cleaned up: its consumers end and it is unsubscribed.
+    /// A channel this layer did not create is subscribed on demand (a "general" channel) and stays
+    /// subscribed until ``discard(channel:)``. Several concurrent receivers of one channel each get
+    /// a message, in FIFO order. Cancelling the calling task ends this wait only: the channel, its
+    /// groups and any message that arrives afterwards stay for the next consumer.
     ///
     /// ```swift
     /// let message = try await layer.receive(from: me)
     /// ```
     ///
-    /// - Throws: ``ChannelLayerError`` (`invalidName`, `timeout`, `channelClosed` when flushed,
-    ///   `layerClosed`) or `CancellationError`.
+    /// - Throws: ``ChannelLayerError`` (`invalidName`, `timeout` subscribing, `channelClosed` when
+    ///   the channel was discarded or flushed, `layerClosed`) or `CancellationError`.
     public nonisolated(nonsending) func receive(from channel: String) async throws -> ChannelMessage {
         try NameValidation.validateChannel(channel)
-        let handle = try await channelHandle(for: channel)
-        if let message = await handle.mailbox.next() { return message }
-        if engine.isClosed.load(ordering: .acquiring) { throw ChannelLayerError.closed() }
-        try Task.checkCancellation()
-        throw ChannelLayerError(.channelClosed, "channel '\(channel)' was closed locally (flushed, or another consumer was cancelled)")
+        let mailbox = try await mailbox(for: channel)
+        switch await mailbox.next() {
+        case .message(let message): return message
+        case .finished(let reason): throw reason.error(channel: channel)
+        case .cancelled, .timedOut: throw CancellationError()
+        }
+    }
+
+    /// Receives the next message of a channel, or `nil` when none arrived within `timeout`.
+    ///
+    /// Nothing else changes when it times out: the channel stays subscribed and in its groups, and a
+    /// message that arrives afterwards waits for the next consumer. (Racing ``receive(from:)``
+    /// against `Task.sleep` in a task group can lose a message that arrives as the race is
+    /// decided; this cannot.)
+    ///
+    /// ```swift
+    /// if let message = try await layer.receive(from: me, timeout: .seconds(5)) {
+    ///     handle(message)
+    /// }
+    /// ```
+    ///
+    /// - Throws: as ``receive(from:)``.
+    public nonisolated(nonsending) func receive(from channel: String, timeout: Duration) async throws -> ChannelMessage? {
+        try NameValidation.validateChannel(channel)
+        let mailbox = try await mailbox(for: channel)
+        switch await mailbox.next(timeout: timeout) {
+        case .message(let message): return message
+        case .finished(let reason): throw reason.error(channel: channel)
+        case .timedOut: return nil
+        case .cancelled: throw CancellationError()
+        }
     }
 
     /// The messages of a channel as an `AsyncSequence`, subscribed on return.
+    ///
+    /// Leaving the loop (`break`, cancellation) or dropping the sequence ends that consumer only;
+    /// the channel lives until ``discard(channel:)``. Prefer ``ChannelLayer/withChannel(prefix:_:)``
+    /// or ``ChannelLayer/withMessages(from:_:)``, which discard it when their scope ends.
     ///
     /// ```swift
     /// for try await message in try await layer.messages(from: me) {
@@ -186,33 +234,28 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// - Throws: ``ChannelLayerError``: `invalidName`, `timeout`, `layerClosed`.
     public nonisolated(nonsending) func messages(from channel: String) async throws -> ChannelMessageSequence {
         try NameValidation.validateChannel(channel)
-        let handle = try await channelHandle(for: channel)
-        return ChannelMessageSequence(
-            channel: channel,
-            mailbox: handle.mailbox,
-            token: ConsumerToken(channel: channel, id: handle.id, engine: engine)
-        )
+        return ChannelMessageSequence(channel: channel, mailbox: try await mailbox(for: channel))
     }
 
-    /// Runs `body` with the messages of a channel and cleans the channel up when `body` returns or
-    /// throws, even when the task is cancelled.
+    /// Ends a channel: unsubscribes it from Redis (once nothing else local needs the name), removes
+    /// it from every group it joined, drops its buffered messages and ends its consumers with
+    /// `channelClosed`. The counterpart of channels_redis's `clean_channel`.
+    ///
+    /// Idempotent: discarding a channel that is not local (never made, or discarded already) does
+    /// nothing.
     ///
     /// ```swift
-    /// try await layer.withMessages(from: me) { messages in
-    ///     for try await message in messages { handle(message) }
-    /// }
+    /// let me = try await layer.newChannel()
+    /// defer { Task { try await layer.discard(channel: me) } }
     /// ```
-    public func withMessages<Result: Sendable>(
-        from channel: String,
-        _ body: (ChannelMessageSequence) async throws -> Result
-    ) async throws -> Result {
-        let sequence = try await messages(from: channel)
-        let token = sequence.token
-        defer {
-            let engine = self.engine
-            engine.loop.execute { engine.channelTerminated(token.channel, id: token.id) }
+    ///
+    /// - Throws: ``ChannelLayerError``: `invalidName`, `layerClosed`.
+    public nonisolated(nonsending) func discard(channel: String) async throws {
+        try NameValidation.validateChannel(channel)
+        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+            engine.discard(channel: channel)
+            continuation.resume()
         }
-        return try await body(sequence)
     }
 
     // MARK: Groups
@@ -255,31 +298,36 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// try await layer.groupSend(["type": "chat.message", "message": "hi"], to: "room")
     /// ```
     ///
+    /// - Returns: How many subscriber connections Redis delivered it to: one per process with a
+    ///   member of the group (however many members each has), so `0` means the group is empty.
     /// - Throws: as ``send(_:to:)``.
-    public nonisolated(nonsending) func groupSend(_ message: ChannelMessage, to group: String) async throws {
+    @discardableResult
+    public nonisolated(nonsending) func groupSend(_ message: ChannelMessage, to group: String) async throws -> Int {
         try NameValidation.validateGroup(group)
-        try await publish(message, to: engine.groupChannel(group))
+        return try await publish(message, to: engine.groupChannel(group))
     }
 
     /// Sends several messages to a group: pipelined `PUBLISH`es in order, one wait for them all.
     ///
+    /// - Returns: The sum over the messages of the subscriber connections each reached.
     /// - Throws: as ``send(contentsOf:to:)``.
     @inlinable
-    public nonisolated(nonsending) func groupSend(contentsOf messages: some Sequence<ChannelMessage>, to group: String) async throws {
+    @discardableResult
+    public nonisolated(nonsending) func groupSend(contentsOf messages: some Sequence<ChannelMessage>, to group: String) async throws -> Int {
         try await groupSend(batch: Array(messages), to: group)  // inlinable: see send(contentsOf:to:)
     }
 
     @usableFromInline
-    nonisolated(nonsending) func groupSend(batch messages: [ChannelMessage], to group: String) async throws {
+    nonisolated(nonsending) func groupSend(batch messages: [ChannelMessage], to group: String) async throws -> Int {
         try NameValidation.validateGroup(group)
-        try await publish(contentsOf: messages, to: engine.groupChannel(group))
+        return try await publish(contentsOf: messages, to: engine.groupChannel(group))
     }
 
     // MARK: Lifecycle
 
     /// Drops every local channel, group and subscription, as if the layer were new.
     ///
-    /// Consumers of the dropped channels end: sequences finish, pending receives throw `channelClosed`.
+    /// Consumers of the dropped channels end with `channelClosed`.
     public nonisolated(nonsending) func flush() async throws {
         try await onLoop { [engine] (continuation: RedisShard.Continuation) in
             engine.flush(continuation: continuation)
@@ -298,6 +346,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         let engine = self.engine
         loop.execute { engine.close() }
         await loop.shutdown()
+        runState.closed.signal()
     }
 
     // MARK: Observing
@@ -335,7 +384,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
             droppedMessages: storage.dropped.load(ordering: .relaxed),
             undecodableMessages: storage.undecodable.load(ordering: .relaxed),
             reconnects: storage.reconnects.load(ordering: .relaxed),
-            livenessFailures: storage.livenessFailures.load(ordering: .relaxed)
+            livenessFailures: storage.livenessFailures.load(ordering: .relaxed),
+            unconsumedChannels: storage.unconsumedChannels.load(ordering: .relaxed)
         )
     }
 
@@ -355,28 +405,37 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         public var reconnects: Int
         /// Connections replaced because a liveness probe did not come back.
         public var livenessFailures: Int
+        /// Local channels that have held messages with no consumer taking any for at least
+        /// ``Configuration/unconsumedChannelThreshold``, as of the last check (a gauge, not a count
+        /// since creation). Usually a channel somebody forgot to discard.
+        public var unconsumedChannels: Int
     }
 
     // MARK: Internals
 
-    private nonisolated(nonsending) func publish(_ message: ChannelMessage, to redisChannel: String) async throws {
+    final class RunState: Sendable {
+        let running = Atomic<Bool>(false)
+        let closed = OneShotSignal()
+    }
+
+    private nonisolated(nonsending) func publish(_ message: ChannelMessage, to redisChannel: String) async throws -> Int {
         let payload = try codec.encode(message)
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+        return try await onLoop { [engine] (continuation: RedisShard.PublishContinuation) in
             engine.publish(to: redisChannel, payload: payload, continuation: continuation)
         }
     }
 
-    private nonisolated(nonsending) func publish(contentsOf messages: [ChannelMessage], to redisChannel: String) async throws {
+    private nonisolated(nonsending) func publish(contentsOf messages: [ChannelMessage], to redisChannel: String) async throws -> Int {
         var payloads = PayloadBatch(capacity: messages.count)
         for message in messages { try codec.encode(message, into: &payloads) }
         let batch = payloads
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
+        return try await onLoop { [engine] (continuation: RedisShard.PublishContinuation) in
             engine.publish(to: redisChannel, payloads: batch, continuation: continuation)
         }
     }
 
-    private nonisolated(nonsending) func channelHandle(for channel: String) async throws -> PubSubEngine.ChannelHandle {
-        try await onLoop { [engine] (continuation: LoopContinuation<PubSubEngine.ChannelHandle>) in
+    private nonisolated(nonsending) func mailbox(for channel: String) async throws -> ChannelMailbox {
+        try await onLoop { [engine] (continuation: LoopContinuation<ChannelMailbox>) in
             engine.mailbox(for: channel, continuation: continuation)
         }
     }

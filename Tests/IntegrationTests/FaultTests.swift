@@ -98,9 +98,9 @@ func expectDelivery(_ layer: RedisPubSubChannelLayer, to collector: Collector, c
     let marker = "marker-\(UUID().uuidString.prefix(8))"
     try await eventually(timeout: .seconds(15), pollingEvery: .milliseconds(100)) {
         if let group {
-            try? await layer.groupSend(["type": "marker", "id": .string(marker)], to: group)
+            _ = try? await layer.groupSend(["type": "marker", "id": .string(marker)], to: group)
         } else {
-            try? await layer.send(["type": "marker", "id": .string(marker)], to: channel)
+            _ = try? await layer.send(["type": "marker", "id": .string(marker)], to: channel)
         }
         return collector.received.contains { $0["id"]?.stringValue == marker }
     }

@@ -55,6 +55,10 @@ size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata
 /// `text` (at most capacity - 1 bytes and a NUL). Resets both.
 size_t chr_io_take_rejected(redisAsyncContext *ac, char *text, size_t capacity);
 
+/// The sum of the receiver counts Redis replied to the PUBLISHes before a run's last one since the
+/// last call (call it in every last-of-run callback, with chr_io_take_rejected). Resets it.
+long long chr_io_take_receivers(redisAsyncContext *ac);
+
 /// The reply-object functions chr_io_attach installs on every context's reader (pooled redisReply
 /// objects with hiredis's layout). Exposed for tests; loop thread only, like everything here.
 redisReplyObjectFunctions *chr_io_reply_functions(void);

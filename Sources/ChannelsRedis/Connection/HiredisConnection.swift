@@ -215,12 +215,13 @@ final class HiredisConnection: @unchecked Sendable {
 
     /// How many PUBLISHes before the last of the run just answered Redis refused, and the last
     /// refusal's text. Call it in every reply callback of a publish run (it resets the count).
-    func takeRejectedPublishes() -> (count: Int, text: String) {
+    func takeRejectedPublishes() -> (count: Int, text: String, receivers: Int) {
         loop.preconditionInLoop()
-        guard let context else { return (0, "") }
+        guard let context else { return (0, "", 0) }
+        let receivers = Int(chr_io_take_receivers(context))
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 128) { text in
             let count = chr_io_take_rejected(context, text.baseAddress, text.count)
-            return (count, count == 0 ? "" : String(cString: text.baseAddress!))
+            return (count, count == 0 ? "" : String(cString: text.baseAddress!), receivers)
         }
     }
 

@@ -20,11 +20,15 @@ final class LayerStatistics: Sendable {
     let unroutable = Atomic<Int>(0)
     let reconnects = Atomic<Int>(0)
     let livenessFailures = Atomic<Int>(0)
+    /// Local channels holding messages that no consumer took for `unconsumedChannelThreshold`, as
+    /// of the last sweep.
+    let unconsumedChannels = Atomic<Int>(0)
 
     private let droppedCounter = Counter(label: "channels_redis_dropped_messages_total")
     private let undecodableCounter = Counter(label: "channels_redis_undecodable_messages_total")
     private let reconnectsCounter = Counter(label: "channels_redis_reconnects_total")
     private let livenessFailuresCounter = Counter(label: "channels_redis_liveness_failures_total")
+    private let unconsumedChannelsGauge = Gauge(label: "channels_redis_unconsumed_channels")
 
     init() {}
 
@@ -44,6 +48,11 @@ final class LayerStatistics: Sendable {
     func recordReconnect() {
         reconnects.add(1)
         reconnectsCounter.increment()
+    }
+
+    /// The unconsumed-channel sweep counted `count` such channels.
+    func setUnconsumedChannels(_ count: Int) {
+        if unconsumedChannels.exchange(count, ordering: .relaxed) != count { unconsumedChannelsGauge.record(count) }
     }
 
     /// A liveness probe did not come back and a connection was replaced.

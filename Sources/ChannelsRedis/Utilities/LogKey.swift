@@ -8,4 +8,6 @@ enum LogKey {
     static let waiting = "cr_waiting"
     static let channels = "cr_channels"
     static let dropped = "cr_dropped"
+    static let unconsumedChannels = "cr_unconsumed_channels"
+    static let unconsumedFor = "cr_unconsumed_for"
 }
