@@ -26,6 +26,8 @@ public struct ChannelLayerError: Error, Sendable, CustomStringConvertible {
             case decodingFailed
             case notAMember
             case channelClosed
+            case commandRefused
+            case systemFailure
         }
 
         private let base: Base
@@ -53,6 +55,11 @@ public struct ChannelLayerError: Error, Sendable, CustomStringConvertible {
         public static let notAMember = Code(.notAMember)
         /// The channel was closed locally (a consumer was cancelled, or the layer was flushed).
         public static let channelClosed = Code(.channelClosed)
+        /// Redis answered a command with an error (`-NOAUTH`, `-OOM`, `-READONLY`, …): the
+        /// connection works, the command was refused. For a `send`, the message was not published.
+        public static let commandRefused = Code(.commandRefused)
+        /// The operating system refused a resource the layer needs (a thread, an event base).
+        public static let systemFailure = Code(.systemFailure)
 
         public var description: String { base.rawValue }
     }

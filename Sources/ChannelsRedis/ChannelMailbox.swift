@@ -215,6 +215,9 @@ final class ChannelMailbox: @unchecked Sendable {
         }
     }
 
+    /// Consumers waiting right now, and withdrawn waits not yet settled (tests check both).
+    var waitingCounts: (waiters: Int, withdrawn: Int) { locked { (waiters.count, cancelledWaiters.count) } }
+
     // MARK: Consumers (any task)
 
     /// The next message, or why there is none: finished, the task was cancelled, or `timeout`

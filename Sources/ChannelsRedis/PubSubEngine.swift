@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// The state of one layer: local channels, groups, shards. Loop-confined.
@@ -78,8 +79,13 @@ final class PubSubEngine: @unchecked Sendable {
         codec: MessageCodec,
         statistics: LayerStatistics,
         events: ConnectionEventBroadcaster,
+        statusCells: [ShardStatusCell],
+        metricsFactory: any MetricsFactory,
         logger: Logger
     ) {
+        self.statusCells = statusCells
+        self.metricsFactory = metricsFactory
+        self.metrics = LayerMetrics(factory: metricsFactory)
         self.loop = loop
         self.configuration = configuration
         self.codec = codec
@@ -93,6 +99,10 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     private var pendingEndpoints: [RedisEndpoint]
+    private let statusCells: [ShardStatusCell]
+    private let metricsFactory: any MetricsFactory
+    private let metrics: LayerMetrics
+    private var metricsTimer: LoopTimer?
 
     func start() {
         loop.preconditionInLoop()
@@ -103,6 +113,8 @@ final class PubSubEngine: @unchecked Sendable {
                 loop: loop,
                 configuration: configuration,
                 statistics: statistics,
+                statusCell: statusCells[index],
+                metricsFactory: metricsFactory,
                 logger: logger
             )
             shard.delegate = self
@@ -110,6 +122,18 @@ final class PubSubEngine: @unchecked Sendable {
         }
         pendingEndpoints = []
         scheduleUnconsumedSweep()
+        scheduleMetricsReport()
+    }
+
+    /// Hands the per-message counters and the channel and group counts to swift-metrics once a
+    /// second (and at close), so the message path never calls into a metrics backend.
+    private func scheduleMetricsReport() {
+        metricsTimer = loop.scheduleTimer(after: .seconds(1)) { [self] in
+            metricsTimer = nil
+            guard !closed else { return }
+            metrics.report(statistics, channels: channels.count, groups: groups.count)
+            scheduleMetricsReport()
+        }
     }
 
     /// The shard of a Redis channel name, with channels_redis's consistent hash.
@@ -260,6 +284,8 @@ final class PubSubEngine: @unchecked Sendable {
         isClosed.store(true, ordering: .releasing)
         unconsumedSweep?.cancel()
         unconsumedSweep = nil
+        metricsTimer?.cancel()
+        metricsTimer = nil
         for shard in shards { shard.close() }
         closed = true
         invalidateRoute()
@@ -267,6 +293,7 @@ final class PubSubEngine: @unchecked Sendable {
         channels = [:]
         groups = [:]
         for (_, channel) in all { channel.mailbox.finish(.closed) }
+        metrics.report(statistics, channels: 0, groups: 0)
         events.finish()
         logger.debug("layer closed")
     }
@@ -393,7 +420,16 @@ final class PubSubEngine: @unchecked Sendable {
 
     private static func skippedUndecodable(_ error: ChannelLayerError, channel: String, statistics: LayerStatistics, logger: Logger) {
         statistics.recordUndecodable()
-        logger.warning("skipped a message that could not be decoded", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(error.message)"])
+        // At most one warning a second (a peer with the wrong key must not flood the log); the
+        // count says how many were skipped in all.
+        guard statistics.undecodableWarning.shouldWarn() else { return }
+        logger.warning(
+            "skipped a message that could not be decoded",
+            metadata: [
+                LogKey.channel: "\(channel)", LogKey.error: "\(error.message)",
+                LogKey.undecodable: "\(statistics.undecodable.load(ordering: .relaxed))",
+            ]
+        )
     }
 
     private func warnAboutDrop(_ name: String) {

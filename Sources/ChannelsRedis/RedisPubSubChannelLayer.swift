@@ -1,4 +1,5 @@
 public import Logging
+public import Metrics
 import Synchronization
 
 /// A channel layer over Redis pub/sub, wire-compatible with Python's
@@ -38,6 +39,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     private let codec: MessageCodec
     let statisticsStorage: LayerStatistics  // (internal: tests read counters `statistics` does not show)
     private let events: ConnectionEventBroadcaster
+    private let statusCells: [ShardStatusCell]
     private let closed = Atomic<Bool>(false)
     /// What `run()` (the `Service` conformance) needs: whether it ran, and when the layer closed.
     let runState = RunState()
@@ -69,16 +71,31 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// let layer = try RedisPubSubChannelLayer(configuration: config, logger: logger)
     /// ```
     ///
+    /// - Parameters:
+    ///   - configuration: Hosts, names, codec, buffers, timeouts.
+    ///   - logger: Where the layer logs (swift-log); by default nowhere. It logs at `debug` and
+    ///     below except for rare events: an outage is one `warning` when it starts and one `info`
+    ///     when it ends.
+    ///   - metricsFactory: Where its swift-metrics go; by default the one the application
+    ///     bootstrapped (`MetricsSystem.factory`). Counters: `channels_redis_published_messages_total`,
+    ///     `…_received_messages_total`, `…_delivered_messages_total`, `…_dropped_messages_total`,
+    ///     `…_undecodable_messages_total`, `channels_redis_reconnects_total` and
+    ///     `channels_redis_liveness_failures_total` (dimension `shard`). Gauges:
+    ///     `channels_redis_subscribed_channels`, `channels_redis_subscribed_groups`,
+    ///     `channels_redis_unconsumed_channels`, `channels_redis_shard_up` (`shard`; 1 when ready).
+    ///     Per-message counts are handed over once a second.
     /// - Throws: ``ChannelLayerError`` with code `invalidConfiguration`.
     public init(
         configuration: Configuration,
-        logger: Logger = Logger(label: "channels-redis", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "channels-redis", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         let endpoints = try configuration.validated()
         self.configuration = configuration
         self.logger = logger
         self.codec = try MessageCodec(configuration: configuration)
-        self.statisticsStorage = LayerStatistics()
+        self.statisticsStorage = LayerStatistics(metricsFactory: metricsFactory)
+        self.statusCells = endpoints.map { _ in ShardStatusCell() }
         self.events = ConnectionEventBroadcaster()
         self.loop = try LibeventLoop(name: "channels-redis", busyPoll: configuration.busyPoll)
         let engine = PubSubEngine(
@@ -88,6 +105,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
             codec: codec,
             statistics: statisticsStorage,
             events: events,
+            statusCells: statusCells,
+            metricsFactory: metricsFactory,
             logger: logger
         )
         self.engine = engine
@@ -373,6 +392,22 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// }
     /// ```
     public var taskExecutor: any TaskExecutor { loop }
+
+    /// Whether every shard is ready or idle: `false` while any is making its first connection,
+    /// has failed to, is reconnecting or resubscribing after an outage, or once the layer closed.
+    /// Cheap (an atomic load per shard), for readiness probes.
+    ///
+    /// ```swift
+    /// router.get("/ready") { _, _ in layer.isHealthy ? HTTPResponse.Status.ok : .serviceUnavailable }
+    /// ```
+    public var isHealthy: Bool {
+        statusCells.allSatisfy { $0.status.isHealthy }
+    }
+
+    /// The status of each shard, in the order of `configuration.hosts`.
+    public var shardStatuses: [ShardStatus] {
+        statusCells.map(\.status)
+    }
 
     /// Counters since the layer was created.
     public var statistics: Statistics {

@@ -203,6 +203,29 @@ struct InteropTests {
         }
     }
 
+    @Test func aPythonSubscriberCountsInTheReceiverCountsSwiftSendsReturn() async throws {
+        try await withInterop { env in
+            let pythonConsumer = try await env.peer.newChannel()
+            try await env.peer.groupAdd("chat_lobby", channel: pythonConsumer)
+            try await env.awaitSubscribers("asgi__group__chat_lobby", 1)
+            #expect(try await env.layer.groupSend(["type": "chat.message", "message": "to Python"], to: "chat_lobby") == 1)
+            #expect(try await env.layer.send(["type": "direct"], to: pythonConsumer) == 1)
+            try await env.layer.withChannel { swiftConsumer, _ in
+                try await env.layer.groupAdd("chat_lobby", channel: swiftConsumer)
+                try await env.awaitSubscribers("asgi__group__chat_lobby", 2)
+                #expect(try await env.layer.groupSend(["type": "chat.message", "message": "to both"], to: "chat_lobby") == 2)
+            }
+            // The scope's end left the group: Python's subscription is the only one again.
+            try await env.awaitSubscribers("asgi__group__chat_lobby", 1)
+            #expect(try await env.layer.groupSend(["type": "chat.message", "message": "to Python again"], to: "chat_lobby") == 1)
+            for text in ["to Python", "to both", "to Python again"] {
+                var received = try await env.peer.receive(from: pythonConsumer)
+                if received.message.type == "direct" { received = try await env.peer.receive(from: pythonConsumer) }
+                #expect(received.message["message"]?.stringValue == text)
+            }
+        }
+    }
+
     // MARK: - Wire bytes
 
     @Test(arguments: [InteropSetup.msgpack, .json])

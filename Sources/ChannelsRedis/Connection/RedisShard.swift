@@ -1,6 +1,7 @@
 internal import CHiredis
 import DequeModule
 import Logging
+import Metrics
 
 #if canImport(Glibc)
     import Glibc
@@ -38,6 +39,9 @@ final class RedisShard: @unchecked Sendable {
     /// in profiles).
     unowned(unsafe) var delegate: (any RedisShardDelegate)?
     private let statistics: LayerStatistics
+    /// This shard's status for `isHealthy` and `shardStatuses`, and its per-shard metrics.
+    private let statusCell: ShardStatusCell
+    private let metrics: ShardMetrics
 
     private let publisher: HiredisConnection
     private let subscriber: HiredisConnection
@@ -54,13 +58,17 @@ final class RedisShard: @unchecked Sendable {
         loop: LibeventLoop,
         configuration: RedisPubSubChannelLayer.Configuration,
         statistics: LayerStatistics,
+        statusCell: ShardStatusCell,
+        metricsFactory: any MetricsFactory,
         logger: Logger
     ) {
+        self.statusCell = statusCell
         self.index = index
         self.endpoint = endpoint
         self.loop = loop
         self.configuration = configuration
         self.statistics = statistics
+        self.metrics = ShardMetrics(shard: index, factory: metricsFactory)
         var logger = logger
         logger[metadataKey: LogKey.shard] = "\(index)"
         logger[metadataKey: LogKey.host] = "\(endpoint)"
@@ -87,6 +95,9 @@ final class RedisShard: @unchecked Sendable {
     private var healthy = false
     private var everHealthy = false
     private var lastError: ChannelLayerError?
+    /// The first connect of a connection failed (wrong port or password): `.connecting`, not
+    /// `.idle`, until the shard is ready.
+    private var firstConnectFailed = false
 
     // Publisher
     /// Commands handed to hiredis that end with one reply callback. A batch of PUBLISHes is one
@@ -303,6 +314,24 @@ final class RedisShard: @unchecked Sendable {
         guard !closed else { return }
         if publisher.state == .idle, publisherBackoff == nil { connectPublisher() }
         if subscriber.state == .idle, subscriberBackoff == nil { connectSubscriber() }
+        publishStatus()
+    }
+
+    /// Publishes the shard's state to `statusCell` and the `channels_redis_shard_up` gauge.
+    private func publishStatus() {
+        let status: ShardStatus
+        if closed {
+            status = .closed
+        } else if healthy {
+            status = .ready
+        } else if everHealthy {
+            status = .reconnecting
+        } else if firstConnectFailed || publisher.state == .connecting || subscriber.state == .connecting {
+            status = .connecting
+        } else {
+            status = .idle
+        }
+        if statusCell.store(status) { metrics.up.record(status == .ready ? 1 : 0) }
     }
 
     private func connectPublisher() {
@@ -368,14 +397,18 @@ final class RedisShard: @unchecked Sendable {
     }
 
     private func updateHealth() {
+        defer { publishStatus() }
         let nowHealthy = publisher.isReady && subscriber.isReady && initialConfirmationsPending == 0
         guard nowHealthy != healthy else { return }
         healthy = nowHealthy
         if nowHealthy {
+            firstConnectFailed = false
             scheduleProbe()
             if everHealthy {
                 statistics.recordReconnect()
-                logger.warning("reconnected")
+                metrics.reconnects.increment()
+                // The end of an outage: `info`, once (its start was the one warning).
+                logger.info("reconnected to Redis and resubscribed", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
                 delegate!.shardDidReconnect(self)
             }
             everHealthy = true
@@ -387,7 +420,8 @@ final class RedisShard: @unchecked Sendable {
         }
         if !nowHealthy, everHealthy {
             let error = lastError ?? ChannelLayerError(.connectionLost, "lost connection to \(endpoint)")
-            logger.warning("disconnected", metadata: [LogKey.error: "\(error.message)"])
+            // The one warning of an outage; its attempts are logged at `debug`, its end at `info`.
+            logger.warning("lost connection to Redis; reconnecting", metadata: [LogKey.error: "\(error.message)"])
             delegate!.shard(self, didDisconnectWithError: error)
         }
     }
@@ -499,10 +533,14 @@ final class RedisShard: @unchecked Sendable {
         let timeout = configuration.livenessTimeout
         if !probe.replied {
             statistics.recordLivenessFailure()
+            metrics.livenessFailures.increment()
             publisher.fail(ChannelLayerError(.timeout, "publisher to \(endpoint) did not answer a liveness probe within \(timeout)"))
         }
         if !probe.received {
-            if probe.replied { statistics.recordLivenessFailure() }
+            if probe.replied {
+                statistics.recordLivenessFailure()
+                metrics.livenessFailures.increment()
+            }
             subscriber.fail(ChannelLayerError(.timeout, "subscriber to \(endpoint) did not receive a liveness probe within \(timeout)"))
         }
         if probe.replied && probe.received { scheduleProbe() }
@@ -524,6 +562,7 @@ final class RedisShard: @unchecked Sendable {
         subscriberEverReady = false
         healthy = false
         everHealthy = false
+        publishStatus()
         failAllSubscribeWaiters(error)
     }
 
@@ -544,6 +583,7 @@ final class RedisShard: @unchecked Sendable {
         failInFlight(error)
         failAllSubscribeWaiters(error)
         healthy = false
+        publishStatus()
     }
 
     private func failInFlight(_ error: ChannelLayerError) {
@@ -597,7 +637,7 @@ extension RedisShard: HiredisConnectionDelegate {
             } else {
                 let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
                 let what = front.count == 1 ? "" : " (\(refused) of \(front.count) in one batch)"
-                waiter.fail(ChannelLayerError(.connectionFailed, "Redis refused PUBLISH\(what): \(text)"))
+                waiter.fail(ChannelLayerError(.commandRefused, "Redis refused PUBLISH\(what): \(text)"))
             }
         case .handshake:
             guard let reply else { return }
@@ -667,12 +707,13 @@ extension RedisShard: HiredisConnectionDelegate {
             if publisherEverReady {
                 publisherAttempts += 1
                 let delay = backoff(attempt: publisherAttempts)
-                logger.warning("publisher connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
+                logger.debug("publisher connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
                 publisherBackoff = loop.scheduleTimer(after: delay) { [self] in
                     self.publisherBackoff = nil
                     if self.publisher.state == .idle { self.connectPublisher() }
                 }
             } else {
+                firstConnectFailed = true
                 logger.debug("publisher connect failed", metadata: [LogKey.error: "\(error.message)"])
                 while let entry = waiting.popFirst() { entry.waiter.fail(error) }
             }
@@ -683,12 +724,13 @@ extension RedisShard: HiredisConnectionDelegate {
             if subscriberEverReady {
                 subscriberAttempts += 1
                 let delay = backoff(attempt: subscriberAttempts)
-                logger.warning("subscriber connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
+                logger.debug("subscriber connection lost, reconnecting", metadata: [LogKey.error: "\(error.message)", LogKey.delay: "\(delay)"])
                 subscriberBackoff = loop.scheduleTimer(after: delay) { [self] in
                     self.subscriberBackoff = nil
                     if self.subscriber.state == .idle { self.connectSubscriber() }
                 }
             } else {
+                firstConnectFailed = true
                 logger.debug("subscriber connect failed", metadata: [LogKey.error: "\(error.message)"])
                 failAllSubscribeWaiters(error)
             }

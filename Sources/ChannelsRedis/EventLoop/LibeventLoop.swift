@@ -68,7 +68,7 @@ final class LibeventLoop: @unchecked Sendable {
         )
         guard rc == 0 else {
             Unmanaged<ThreadStart>.fromOpaque(box).release()
-            throw ChannelLayerError(.invalidConfiguration, "could not start the event loop thread (pthread_create: \(rc))")
+            throw ChannelLayerError(.systemFailure, "could not start the event loop thread (pthread_create: \(rc))")
         }
         self.thread = thread
         // Wait for the thread to create its base: a short, bounded spin on a condition that the new
@@ -79,7 +79,7 @@ final class LibeventLoop: @unchecked Sendable {
                 if let error = state.error {
                     pthread_join(thread, nil)
                     self.thread = nil
-                    throw ChannelLayerError(.invalidConfiguration, error)
+                    throw ChannelLayerError(.systemFailure, error)
                 }
                 break
             }
@@ -186,10 +186,12 @@ final class LibeventLoop: @unchecked Sendable {
         return id != 0 && pthread_equal(pthread_self(), pthread_t(id)) != 0
     }
 
-    /// Traps when not called on the loop thread (NIO's `preconditionInEventLoop`).
+    /// Traps when not called on the loop thread, in release builds too (NIO's
+    /// `preconditionInEventLoop`): hiredis and libevent state touched from another thread is a
+    /// memory-safety bug, not a recoverable error. The check is an atomic load and `pthread_equal`.
     @inline(__always)
     func preconditionInLoop(file: StaticString = #fileID, line: UInt = #line) {
-        assert(inLoop, "must be called on the loop thread", file: file, line: line)
+        precondition(inLoop, "must be called on the loop thread", file: file, line: line)
     }
 
     /// Runs `job` on the loop thread, after the jobs submitted before it.

@@ -3,10 +3,10 @@ import Synchronization
 
 /// Counters of one layer, written on the loop thread (and by consumers decoding) and read anywhere.
 ///
-/// Per-message counts are plain atomics, readable through `RedisPubSubChannelLayer.statistics`.
-/// The rare events a dashboard should see (drops, undecodable messages, reconnects, liveness
-/// failures) also go to swift-metrics counters, so they reach whatever backend the application
-/// bootstrapped; with none, swift-metrics drops them.
+/// Per-message counts are plain atomics, readable through `RedisPubSubChannelLayer.statistics` and
+/// reported to swift-metrics once a second (`LayerMetrics`). Drops and undecodable messages go to
+/// their swift-metrics counters as they happen; reconnects and liveness failures also go to the
+/// shard's own counters (`ShardMetrics`, with a `shard` dimension).
 final class LayerStatistics: Sendable {
     let published = Atomic<Int>(0)
     let received = Atomic<Int>(0)
@@ -24,13 +24,18 @@ final class LayerStatistics: Sendable {
     /// of the last sweep.
     let unconsumedChannels = Atomic<Int>(0)
 
-    private let droppedCounter = Counter(label: "channels_redis_dropped_messages_total")
-    private let undecodableCounter = Counter(label: "channels_redis_undecodable_messages_total")
-    private let reconnectsCounter = Counter(label: "channels_redis_reconnects_total")
-    private let livenessFailuresCounter = Counter(label: "channels_redis_liveness_failures_total")
-    private let unconsumedChannelsGauge = Gauge(label: "channels_redis_unconsumed_channels")
+    private let droppedCounter: Counter
+    private let undecodableCounter: Counter
+    private let unconsumedChannelsGauge: Gauge
 
-    init() {}
+    /// Rate-limits the warning about undecodable messages (consumers decode on their own threads).
+    let undecodableWarning = RateLimit(interval: .seconds(1))
+
+    init(metricsFactory: any MetricsFactory) {
+        droppedCounter = Counter(label: "channels_redis_dropped_messages_total", factory: metricsFactory)
+        undecodableCounter = Counter(label: "channels_redis_undecodable_messages_total", factory: metricsFactory)
+        unconsumedChannelsGauge = Gauge(label: "channels_redis_unconsumed_channels", factory: metricsFactory)
+    }
 
     /// A consumer's buffer was full and its oldest `count` messages were dropped.
     func recordDropped(_ count: Int) {
@@ -44,10 +49,9 @@ final class LayerStatistics: Sendable {
         undecodableCounter.increment()
     }
 
-    /// A shard is healthy again after a disconnect.
+    /// A shard is healthy again after a disconnect (its `ShardMetrics` counts it too).
     func recordReconnect() {
         reconnects.add(1)
-        reconnectsCounter.increment()
     }
 
     /// The unconsumed-channel sweep counted `count` such channels.
@@ -55,10 +59,9 @@ final class LayerStatistics: Sendable {
         if unconsumedChannels.exchange(count, ordering: .relaxed) != count { unconsumedChannelsGauge.record(count) }
     }
 
-    /// A liveness probe did not come back and a connection was replaced.
+    /// A liveness probe did not come back and a connection was replaced (its `ShardMetrics` counts it too).
     func recordLivenessFailure() {
         livenessFailures.add(1)
-        livenessFailuresCounter.increment()
     }
 }
 
@@ -66,5 +69,23 @@ extension Atomic where Value == Int {
     @inline(__always)
     func add(_ amount: Int) {
         _ = wrappingAdd(amount, ordering: .relaxed)
+    }
+}
+
+/// "At most once per `interval`", from any thread.
+final class RateLimit: Sendable {
+    private let interval: Duration
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(interval: Duration) { self.interval = interval }
+
+    /// Whether the caller may go ahead now; if so, the next one may only after `interval`.
+    func shouldWarn() -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { last in
+            if let previous = last, previous.duration(to: now) < interval { return false }
+            last = now
+            return true
+        }
     }
 }

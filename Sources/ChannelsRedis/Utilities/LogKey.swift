@@ -1,13 +1,15 @@
-/// Log metadata keys, prefixed so they do not collide with the application's (postgres-nio's `psql_*`).
+/// Log metadata keys: prefixed so they do not collide with the application's (postgres-nio's
+/// `psql_*`), dotted like swift-log's own conventions, and stable: dashboards and alerts match them.
 enum LogKey {
-    static let shard = "cr_shard"
-    static let host = "cr_host"
-    static let channel = "cr_channel"
-    static let error = "cr_error"
-    static let delay = "cr_delay"
-    static let waiting = "cr_waiting"
-    static let channels = "cr_channels"
-    static let dropped = "cr_dropped"
-    static let unconsumedChannels = "cr_unconsumed_channels"
-    static let unconsumedFor = "cr_unconsumed_for"
+    static let shard = "channels_redis.shard"
+    static let host = "channels_redis.host"
+    static let channel = "channels_redis.channel"
+    static let error = "channels_redis.error"
+    static let delay = "channels_redis.delay"
+    static let waiting = "channels_redis.waiting"
+    static let channels = "channels_redis.channels"
+    static let dropped = "channels_redis.dropped"
+    static let undecodable = "channels_redis.undecodable"
+    static let unconsumedChannels = "channels_redis.unconsumed_channels"
+    static let unconsumedFor = "channels_redis.unconsumed_for"
 }

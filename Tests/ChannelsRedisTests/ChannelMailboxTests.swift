@@ -1,0 +1,120 @@
+import Testing
+
+@testable import ChannelsRedis
+
+/// The mailbox's hand-off races, made deterministic: `deliver` takes a waiting consumer's message
+/// under the lock, but the consumer is resumed later (at the end of the loop pass), so a
+/// cancellation or a timeout can land in between.
+@Suite("Channel mailbox")
+struct ChannelMailboxTests {
+    private final class Owner: ChannelMailboxOwner {
+        func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? { .string(String(decoding: bytes, as: UTF8.self)) }
+    }
+
+    private func makeMailbox(capacity: Int = 10) -> ChannelMailbox {
+        ChannelMailbox(capacity: capacity, channel: "test", id: 1, owner: Owner())
+    }
+
+    private func entry(_ text: String) -> ChannelMailbox.Entry { .message(ChannelMailbox.Shared(.string(text))) }
+
+    private func waitUntilWaiting(_ mailbox: ChannelMailbox, _ count: Int = 1) async {
+        while mailbox.waitingCounts.waiters < count { await Task.yield() }
+    }
+
+    @Test func aMessageHandedToAConsumerCancelledBeforeItResumedGoesToTheNextConsumer() async throws {
+        let mailbox = makeMailbox()
+        let consumer = Task { await mailbox.next() }
+        await waitUntilWaiting(mailbox)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("one")], handoffs: &handoffs)
+        #expect(handoffs.count == 1)  // taken by the waiting consumer, not resumed yet
+        consumer.cancel()
+        for handoff in handoffs { handoff.resume() }
+        guard case .cancelled = await consumer.value else {
+            Issue.record("a cancelled consumer returned a message its caller will not see")
+            return
+        }
+        guard case .message(let message) = await mailbox.next() else {
+            Issue.record("the message was lost")
+            return
+        }
+        #expect(message == "one")
+        #expect(mailbox.waitingCounts == (0, 0))
+    }
+
+    @Test func aGivenBackMessageGoesStraightToAConsumerWaitingMeanwhile() async throws {
+        let mailbox = makeMailbox()
+        let first = Task { await mailbox.next() }
+        await waitUntilWaiting(mailbox)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("one")], handoffs: &handoffs)
+        let second = Task { await mailbox.next() }
+        await waitUntilWaiting(mailbox)
+        first.cancel()
+        for handoff in handoffs { handoff.resume() }
+        guard case .cancelled = await first.value, case .message(let message) = await second.value else {
+            Issue.record("the message did not reach the second consumer")
+            return
+        }
+        #expect(message == "one")
+    }
+
+    @Test func aTimeoutThatFiresAfterTheHandOffStillDeliversAndLeavesNothingBehind() async throws {
+        let mailbox = makeMailbox()
+        let consumer = Task { await mailbox.next(timeout: .milliseconds(50)) }
+        await waitUntilWaiting(mailbox)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("one")], handoffs: &handoffs)
+        try await Task.sleep(for: .milliseconds(150))  // the timer fires and finds no waiter to withdraw
+        for handoff in handoffs { handoff.resume() }
+        guard case .message(let message) = await consumer.value else {
+            Issue.record("a message taken before the timeout was not returned")
+            return
+        }
+        #expect(message == "one")
+        #expect(mailbox.waitingCounts == (0, 0))
+    }
+
+    @Test func aTimedOutWaitLeavesTheMailboxAsItWas() async throws {
+        let mailbox = makeMailbox()
+        guard case .timedOut = await mailbox.next(timeout: .milliseconds(20)) else {
+            Issue.record("expected a time-out")
+            return
+        }
+        #expect(mailbox.waitingCounts == (0, 0))
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("later")], handoffs: &handoffs)
+        #expect(handoffs.isEmpty)
+        guard case .message(let message) = await mailbox.next(timeout: .seconds(1)) else {
+            Issue.record("the later message was lost")
+            return
+        }
+        #expect(message == "later")
+    }
+
+    @Test func finishingTellsWaitersWhy() async throws {
+        let mailbox = makeMailbox()
+        let consumer = Task { await mailbox.next() }
+        await waitUntilWaiting(mailbox)
+        mailbox.finish(.discarded)
+        mailbox.finish(.closed)  // the first reason stays
+        guard case .finished(.discarded) = await consumer.value, case .finished(.discarded) = await mailbox.next() else {
+            Issue.record("expected .finished(.discarded)")
+            return
+        }
+    }
+
+    @Test func unconsumedSinceStartsWhenMessagesWaitWithNobodyTakingThem() async throws {
+        let mailbox = makeMailbox()
+        let start = ContinuousClock.now
+        #expect(mailbox.unconsumedSince(now: start) == nil)  // empty
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("one"), entry("two")], handoffs: &handoffs)
+        let later = start.advanced(by: .seconds(1))
+        #expect(mailbox.unconsumedSince(now: later) == later)
+        #expect(mailbox.unconsumedSince(now: later.advanced(by: .seconds(1))) == later)  // still nobody
+        guard case .message = await mailbox.next() else { return }
+        let afterTake = later.advanced(by: .seconds(2))
+        #expect(mailbox.unconsumedSince(now: afterTake) == afterTake)  // a consumer took one: counts anew
+    }
+}
