@@ -11,26 +11,13 @@ final class PubSubEngine: @unchecked Sendable {
     // through jobs; hiredis callbacks run there). The exceptions run on consumer tasks and touch
     // only immutable or Sendable members: `decode(_:forChannel:)` (the `ChannelMailboxOwner` side:
     // `codec`, `statistics`, `logger`) and `isClosed` (an Atomic).
-    final class LocalChannel {
-        let name: String
-        let id: UInt64
-        let mailbox: ChannelMailbox
-        var groups: Set<String> = []
-
-        init(name: String, id: UInt64, mailbox: ChannelMailbox) {
-            self.name = name
-            self.id = id
-            self.mailbox = mailbox
-        }
-    }
-
     let loop: LibeventLoop
     let configuration: RedisPubSubChannelLayer.Configuration
     let codec: MessageCodec
     let statistics: LayerStatistics
     let events: ConnectionEventBroadcaster
+    /// Also in `router`; this copy is immutable, for `groupChannel(_:)` on callers' threads.
     let groupPrefix: String
-    private let groupPrefixBytes: [UInt8]
     private let logger: Logger
     private var shards: [RedisShard] = []
 
@@ -38,10 +25,9 @@ final class PubSubEngine: @unchecked Sendable {
     /// Set (first) when the layer closes; read by consumers on any thread to tell `layerClosed`
     /// apart from a channel that was cleaned up.
     let isClosed = Atomic<Bool>(false)
-    private var channels: [String: LocalChannel] = [:]
-    /// Group name → its local members. References, not names: fanning a message out to a group is
-    /// then a walk over channels, with no hashing of member names per delivery.
-    private var groups: [String: [ObjectIdentifier: LocalChannel]] = [:]
+    /// Local channels, groups and the route cache (`@exclusivity(unchecked)`: see below; routing a
+    /// message mutates only the cache).
+    @exclusivity(unchecked) private var router: Router
     private var nextChannelID: UInt64 = 0
     // The message path's loop-confined state is `@exclusivity(unchecked)`: every access is a short
     // read or mutation that calls out to nothing re-entering the engine (deliveries are swapped out
@@ -63,10 +49,6 @@ final class PubSubEngine: @unchecked Sendable {
         let members: [LocalChannel]
         let entry: ChannelMailbox.Entry
     }
-    /// Where the last received Redis channel's messages go. Under load consecutive messages mostly
-    /// share a channel; they then skip building a `String` of its name and two hash lookups.
-    /// Cleared by every change to `channels` or `groups` (`invalidateRoute()`).
-    @exclusivity(unchecked) private var lastRoute: Route?
     private var lastDropWarning: ContinuousClock.Instant?
     /// The sweep that finds channels holding messages nobody consumes (`unconsumedChannelThreshold`).
     private var unconsumedSweep: LoopTimer?
@@ -93,7 +75,7 @@ final class PubSubEngine: @unchecked Sendable {
         self.events = events
         self.logger = logger
         self.groupPrefix = "\(configuration.prefix)__group__"
-        self.groupPrefixBytes = Array(groupPrefix.utf8)
+        self.router = Router(groupPrefix: groupPrefix)
         // Shards are created on the loop thread in `start()`: they own hiredis state.
         self.pendingEndpoints = endpoints
     }
@@ -131,7 +113,7 @@ final class PubSubEngine: @unchecked Sendable {
         metricsTimer = loop.scheduleTimer(after: .seconds(1)) { [self] in
             metricsTimer = nil
             guard !closed else { return }
-            metrics.report(statistics, channels: channels.count, groups: groups.count)
+            metrics.report(statistics, channels: router.channels.count, groups: router.groups.count)
             scheduleMetricsReport()
         }
     }
@@ -168,7 +150,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// The mailbox of a local channel, creating (and subscribing) a general channel on demand.
     func mailbox(for name: String, continuation: LoopContinuation<ChannelMailbox>) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-        if let existing = channels[name] {
+        if let existing = router.channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.
             return continuation.resume(returning: existing.mailbox)
         }
@@ -180,14 +162,11 @@ final class PubSubEngine: @unchecked Sendable {
     }
 
     private func makeChannel(_ name: String) -> LocalChannel {
-        invalidateRoute()
         nextChannelID &+= 1
         let id = nextChannelID
         let mailbox = ChannelMailbox(capacity: configuration.capacity, channel: name, id: id, owner: self)
         let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
-        if let previous = channels.updateValue(channel, forKey: name) {
-            previous.mailbox.finish(.replaced)
-        }
+        router.add(channel)?.mailbox.finish(.replaced)
         return channel
     }
 
@@ -204,7 +183,7 @@ final class PubSubEngine: @unchecked Sendable {
 
     func groupAdd(_ group: String, channel name: String, continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-        guard let channel = channels[name] else {
+        guard let channel = router.channels[name] else {
             return continuation.resume(
                 throwing: ChannelLayerError(
                     .notAMember,
@@ -212,14 +191,12 @@ final class PubSubEngine: @unchecked Sendable {
                 )
             )
         }
-        invalidateRoute()
-        channel.groups.insert(group)
-        groups[group, default: [:]][ObjectIdentifier(channel)] = channel
+        router.join(group, channel)
         let redisChannel = groupChannel(group)
         let id = channel.id
         shard(for: redisChannel).want(redisChannel) { [self] error in
             if let error {
-                if channels[name]?.id == id { discard(group, channel: name) }
+                if router.channels[name]?.id == id { discard(group, channel: name) }
                 continuation.resume(throwing: error)
             } else {
                 continuation.resume()
@@ -235,32 +212,25 @@ final class PubSubEngine: @unchecked Sendable {
     /// Ends a local channel: `discard(channel:)` or the end of a scope. A no-op for a channel that
     /// is not (or no longer) local.
     func discard(channel name: String) {
-        guard !closed, let channel = channels[name] else { return }
-        removeChannel(name, id: channel.id)
+        guard !closed else { return }
+        removeChannel(name, id: nil)
     }
 
     private func discard(_ group: String, channel name: String) {
-        guard let channel = channels[name] else { return }
-        discard(group, channel: channel)
+        guard let channel = router.channels[name], router.leave(group, channel) else { return }
+        let redisChannel = groupChannel(group)
+        shard(for: redisChannel).unwant(redisChannel)
     }
 
-    private func discard(_ group: String, channel: LocalChannel) {
-        invalidateRoute()
-        channel.groups.remove(group)
-        guard groups[group]?.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return }
-        if groups[group]!.isEmpty {
-            groups[group] = nil
+    /// Removes the local channel `name` (only if it is the one with `id`, when given), with its
+    /// group memberships and subscriptions.
+    private func removeChannel(_ name: String, id: UInt64?) {
+        guard !closed, let (channel, emptiedGroups) = router.remove(name, id: id) else { return }
+        channel.mailbox.finish(.discarded)
+        for group in emptiedGroups {
             let redisChannel = groupChannel(group)
             shard(for: redisChannel).unwant(redisChannel)
         }
-    }
-
-    private func removeChannel(_ name: String, id: UInt64) {
-        guard !closed, let channel = channels[name], channel.id == id else { return }
-        invalidateRoute()
-        channels[name] = nil
-        channel.mailbox.finish(.discarded)
-        for group in channel.groups { discard(group, channel: channel) }
         shard(for: name).unwant(name)
         logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
     }
@@ -268,11 +238,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// Drops every local channel and group and every subscriber connection, as if new.
     func flush(continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-        invalidateRoute()
-        let all = channels
-        channels = [:]
-        groups = [:]
-        for (_, channel) in all { channel.mailbox.finish(.flushed) }
+        for channel in router.removeAll() { channel.mailbox.finish(.flushed) }
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
         continuation.resume()
@@ -288,11 +254,7 @@ final class PubSubEngine: @unchecked Sendable {
         metricsTimer = nil
         for shard in shards { shard.close() }
         closed = true
-        invalidateRoute()
-        let all = channels
-        channels = [:]
-        groups = [:]
-        for (_, channel) in all { channel.mailbox.finish(.closed) }
+        for channel in router.removeAll() { channel.mailbox.finish(.closed) }
         metrics.report(statistics, channels: 0, groups: 0)
         events.finish()
         logger.debug("layer closed")
@@ -399,7 +361,7 @@ final class PubSubEngine: @unchecked Sendable {
         let threshold = configuration.unconsumedChannelThreshold
         var count = 0
         var oldest: (name: String, since: ContinuousClock.Instant)?
-        for (name, channel) in channels {
+        for (name, channel) in router.channels {
             guard let since = channel.mailbox.unconsumedSince(now: now), since.duration(to: now) >= threshold else { continue }
             count += 1
             if oldest == nil || since < oldest!.since { oldest = (name, since) }
@@ -442,13 +404,6 @@ final class PubSubEngine: @unchecked Sendable {
             metadata: [LogKey.channel: "\(name)", LogKey.dropped: "\(statistics.dropped.load(ordering: .relaxed))"]
         )
     }
-
-    private func isGroupChannel(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count > groupPrefixBytes.count else { return false }
-        return groupPrefixBytes.withUnsafeBytes { prefix in
-            memcmp(prefix.baseAddress!, bytes.baseAddress!, prefix.count) == 0
-        }
-    }
 }
 
 #if canImport(Glibc)
@@ -471,9 +426,8 @@ extension PubSubEngine: ChannelMailboxOwner {
 
 extension PubSubEngine: RedisShardDelegate {
     func shard(_ shard: RedisShard, didReceiveMessage payload: UnsafeRawBufferPointer, on channelBytes: UnsafeRawBufferPointer) {
-        if lastRoute?.matches(channelBytes) != true { lastRoute = route(channelBytes) }
-        let route = lastRoute!
-        if route.direct == nil && route.members.isEmpty {
+        let route = router.route(channelBytes)
+        if route.isEmpty {
             // Unsubscribed a moment ago, or subscribed by another consumer that has gone.
             statistics.unroutable.add(1)
             return
@@ -497,29 +451,6 @@ extension PubSubEngine: RedisShardDelegate {
         yield(entry, toAll: route.members)
     }
 
-    /// The local receivers of a Redis channel: a channel of that name, and a group's members.
-    private struct Route {
-        var channelBytes: [UInt8]
-        var direct: LocalChannel?
-        var members: [LocalChannel]
-
-        func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            channelBytes.count == bytes.count
-                && channelBytes.withUnsafeBytes { mine in bytes.isEmpty || memcmp(mine.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
-        }
-    }
-
-    private func route(_ channelBytes: UnsafeRawBufferPointer) -> Route {
-        let name = String(decoding: channelBytes, as: UTF8.self)
-        var members: [LocalChannel] = []
-        if isGroupChannel(channelBytes), let group = groups[String(name.utf8.dropFirst(groupPrefixBytes.count))!] {
-            members = Array(group.values)
-        }
-        return Route(channelBytes: Array(channelBytes), direct: channels[name], members: members)
-    }
-
-    private func invalidateRoute() { lastRoute = nil }
-
     func shard(_ shard: RedisShard, didDisconnectWithError error: ChannelLayerError) {
         events.emit(.disconnected(shard: shard.index, error: error))
         if let type = configuration.onDisconnect { broadcast(["type": .string(type)]) }
@@ -532,7 +463,7 @@ extension PubSubEngine: RedisShardDelegate {
 
     private func broadcast(_ message: ChannelMessage) {
         let entry = ChannelMailbox.Entry.message(ChannelMailbox.Shared(message))
-        for (_, channel) in channels { yield(entry, to: channel) }
+        for (_, channel) in router.channels { yield(entry, to: channel) }
     }
 }
 
