@@ -93,6 +93,88 @@ struct PythonCrossCheckTests {
         #expect(reader.isAtEnd || mismatches > 20)
         #expect(corpus.count == CorpusGenerator.fixedCases.count + Self.randomCases)
     }
+
+    /// `Date` and `Data` through ``ChannelMessageEncoder`` and ``ChannelMessageDecoder``, against Python's
+    /// `datetime.fromisoformat`, Django's `DjangoJSONEncoder`, `time.time()` floats and `bytes`, both ways.
+    @Test(.timeLimit(.minutes(2)))
+    func codableDatesAndDataMatchPython() throws {
+        // Swift's side: instants as (Unix seconds, microseconds), each encoded with three strategies.
+        var instants: [(seconds: Int64, micros: Int64)] = [
+            (0, 0), (0, 500), (0, 999_999), (-1, 500_000), (1_796_153_637, 123_000), (1_796_153_637, 123_456),
+            (1_796_153_637, 999_000), (951_825_600, 0), (1_709_251_199, 999_999), (-2_203_891_201, 1),
+            (-62_135_596_800, 0), (-62_135_596_800, 1_000), (253_402_300_799, 999_000), (-12_219_292_800, 0),
+            (4_107_542_400, 0),
+        ]
+        var random = SplitMix64(state: Self.seed)
+        for index in 0..<400 {
+            if index % 2 == 0 {
+                // 1900...2100 to the microsecond, where a Date still holds microseconds exactly.
+                instants.append((Int64(random.next() % 6_311_433_600) - 2_208_988_800, Int64(random.next() % 1_000_000)))
+            } else {
+                // Years 1...9999 to the millisecond.
+                instants.append((Int64(random.next() % 315_537_897_600) - 62_135_596_800, Int64(random.next() % 1000) * 1000))
+            }
+        }
+        let dates = instants.map { Date(timeIntervalSinceReferenceDate: Double($0.seconds - 978_307_200) + Double($0.micros) / 1e6) }
+        let payloads = [Data(), Data([0, 0xFF]), Data((0...255).map { UInt8($0) }), Data((0..<70_000).map { UInt8($0 % 251) })]
+        let swiftMessage: ChannelMessage = [
+            "type": "codable.check",
+            "iso": try ChannelMessageEncoder().encode(dates),
+            "seconds": try ChannelMessageEncoder(dateEncodingStrategy: .secondsSince1970).encode(dates),
+            "milliseconds": try ChannelMessageEncoder(dateEncodingStrategy: .millisecondsSince1970).encode(dates),
+            "expected": .array(instants.map { [.int($0.seconds), .int($0.micros)] }),
+            "payloads": try ChannelMessageEncoder().encode(payloads),
+            "payloads_base64": try ChannelMessageEncoder(dataEncodingStrategy: .base64).encode(payloads),
+            "payloads_expected": .array(payloads.map { .binary([UInt8]($0)) }),
+        ]
+
+        let directory = FileManager.default.temporaryDirectory
+        let messageURL = directory.appendingPathComponent("codable-\(UUID().uuidString).msgpack")
+        let outputURL = directory.appendingPathComponent("codable-\(UUID().uuidString).out")
+        defer {
+            try? FileManager.default.removeItem(at: messageURL)
+            try? FileManager.default.removeItem(at: outputURL)
+        }
+        try Data(try MessagePackSerializer().serialize(swiftMessage)).write(to: messageURL)
+
+        let result = try PythonPeer.run(script: "msgpack_crosscheck.py", arguments: ["codable", messageURL.path, outputURL.path])
+        try #require(result.status == 0, "Python rejected Swift's dates or Data:\n\(result.stdout)\(result.stderr)")
+
+        // Python's side: what a Python peer sends, decoded with the default strategies.
+        struct FromPython: Decodable {
+            var floats: [Date]
+            var ints: [Date]
+            var strings: [Date]
+            var bytes: [Data]
+        }
+        let output = [UInt8](try Data(contentsOf: outputURL))
+        let message = try output.withUnsafeBytes { try MessagePackSerializer().deserialize($0) }
+        let decoded = try ChannelMessageDecoder().decode(FromPython.self, from: message)
+
+        let floats = try #require(message["floats"]?.arrayValue)
+        #expect(decoded.floats.count == floats.count)
+        for (date, number) in zip(decoded.floats, floats) {
+            // time.time()'s float, kept exactly.
+            #expect(date.timeIntervalSince1970 == number.doubleValue, "\(number)")
+        }
+        let ints = try #require(message["ints"]?.arrayValue)
+        #expect(decoded.ints.map { Int64($0.timeIntervalSince1970) } == ints.compactMap(\.int64Value))
+
+        let strings = try #require(message["strings"]?.arrayValue)
+        let expected = try #require(message["strings_expected"]?.arrayValue)
+        #expect(decoded.strings.count == strings.count && strings.count == expected.count)
+        for (index, date) in decoded.strings.enumerated() {
+            let seconds = try #require(expected[index][0]?.int64Value)
+            let micros = try #require(expected[index][1]?.int64Value)
+            // The instant Python's fromisoformat reads, to the microsecond.
+            let instant = Date(timeIntervalSinceReferenceDate: Double(seconds - 978_307_200) + Double(micros) / 1e6)
+            #expect(date == instant, "\(strings[index]): \(date.timeIntervalSince1970), Python \(seconds).\(micros)")
+        }
+
+        let hex = try #require(message["bytes_hex"]?.arrayValue).compactMap(\.stringValue)
+        #expect(decoded.bytes.map { $0.map { String(format: "%02x", $0) }.joined() } == hex)
+        #expect(decoded.bytes.last == Data("ab".utf8))  // bytearray packs as bin too
+    }
 }
 
 // MARK: - Corpus format
