@@ -163,10 +163,17 @@ extension RedisPubSubChannelLayer {
 
         /// The delay before attempt `attempt` (1-based).
         func delay(forAttempt attempt: Int) -> Duration {
+            var generator = SystemRandomNumberGenerator()
+            return delay(forAttempt: attempt, using: &generator)
+        }
+
+        /// The delay before attempt `attempt` (1-based), its jitter drawn from `generator` (tests
+        /// pass a fixed one).
+        func delay(forAttempt attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration {
             let base = initialBackoff.seconds * pow(max(multiplier, 1), Double(max(attempt - 1, 0)))
             let capped = min(base, maximumBackoff.seconds)
             let spread = max(0, min(jitter, 1))
-            let factor = spread > 0 ? Double.random(in: (1 - spread)...(1 + spread)) : 1
+            let factor = spread > 0 ? Double.random(in: (1 - spread)...(1 + spread), using: &generator) : 1
             return .nanoseconds(Int64(max(0, capped * factor) * 1e9))
         }
     }
