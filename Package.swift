@@ -76,7 +76,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ChannelsRedisTests",
-            dependencies: ["ChannelsRedis", "CHiredis", "CHiredisIO"],
+            dependencies: [
+                "ChannelsRedis", "CHiredis", "CHiredisIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
