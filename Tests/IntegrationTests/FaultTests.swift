@@ -289,8 +289,10 @@ struct FaultTests {
                 #expect(error.message.contains("connect"))
             }
             let waited = ContinuousClock.now - start
-            // Upper bound with room for sanitizer builds on a loaded 2-core machine.
-            #expect(waited >= .milliseconds(900) && waited < .seconds(5), "\(url) failed after \(waited)")
+            // The code and message above say it was the connect timeout; the upper bound says it
+            // did not hang, with room for a sanitizer build of the whole suite starting at once on
+            // 2 cores (stalls of 5 s and more were seen under ASan and TSan).
+            #expect(waited >= .milliseconds(900) && waited < .seconds(30), "\(url) failed after \(waited)")
             await layer.close()
         }
     }
