@@ -23,8 +23,10 @@ import Synchronization
 /// current process, pid) lives in one `Mutex`. Signals go through ``ChildProcess``, which sends them only while the
 /// process is unreaped, so a late `pause()` can never hit a recycled pid.
 final class RedisServer: Sendable {
-    /// How long a launch may take before it counts as failed.
-    static let readinessTimeout: Duration = .seconds(10)
+    /// How long a launch may take before it counts as failed. Generous: under a sanitizer the suite
+    /// starts some 370 tests at once on 2 cores, and a redis-server was seen to take over 10 s to
+    /// bind then (its work is microseconds; the wait is for a core).
+    static let readinessTimeout: Duration = .seconds(30)
 
     /// The `redis-server` binary.
     let executable: String
