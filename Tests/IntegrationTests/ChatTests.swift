@@ -256,8 +256,8 @@ enum ChatBinary {
         }
         // The test bundle is `<scratch>/<triple>/debug/<package>PackageTests.xctest` (a file on Linux, a folder on macOS,
         // where Bundle.main is the xctest runner): the chat is its sibling.
-        var candidates = [Bundle.main.executablePath, CommandLine.arguments.first, "/proc/self/exe"].compactMap { $0 }
-        candidates += Bundle.allBundles.map(\.bundlePath)
+        // (Not `Bundle.allBundles`: Foundation leaks what it builds for it, which LeakSanitizer reports.)
+        let candidates = [Bundle.main.executablePath, CommandLine.arguments.first, "/proc/self/exe"].compactMap { $0 }
         for candidate in candidates {
             guard let resolved = realpath(candidate, nil) else { continue }
             var folder = URL(fileURLWithPath: String(cString: resolved)).deletingLastPathComponent()
