@@ -2,8 +2,9 @@
 #define CHANNELS_REDIS_HIREDIS_IO_H
 
 // Our own glue between hiredis's async contexts and a libevent base, in place of hiredis's
-// header-only libevent adapter (hiredis/adapters/libevent.h). Why it exists: hiredis_io.c.
-// Every function runs on the thread that runs the event_base.
+// header-only libevent adapter (hiredis/adapters/libevent.h). Why it exists: event_adapter.c;
+// hiredis_io_internal.h maps the module's files. Every function runs on the thread that runs the
+// event_base, except chr_io_scan_frame (any thread: it has no state).
 
 // The libc headers first: event2/event-config.h defines _GNU_SOURCE (see CHiredis/shim.h).
 #include <stdint.h>
@@ -68,7 +69,40 @@ void chr_io_release_reply_pool(void);
 
 /// Bytes one read() takes at most, and reads per readiness before other events get their turn:
 /// 256 x 64 KiB = 16 MiB, half of Redis's default hard output-buffer limit for pub/sub clients.
-/// A readiness reads until the socket is empty unless that much is waiting (see hiredis_io.c).
+/// A readiness reads until the socket is empty unless that much is waiting (see event_adapter.c).
 enum { CHR_IO_READ_CHUNK = 64 * 1024, CHR_IO_READ_ROUNDS = 256 };
+
+// MARK: The RESP2 frame scanner, for tests and fuzzing
+//
+// The function the subscriber's fast path (chr_io_deliver_messages) runs on every frame the server
+// sends, exposed so tests and fuzzers can check it without a server (resp_scanner.h). The Swift
+// code of the layer does not call it.
+
+/// What chr_io_scan_frame found at the start of a buffer.
+typedef enum chr_io_scan_status {
+    /// Not RESP2 as the scanner reads it: the fast path hands these bytes and everything after
+    /// them to hiredis, which parses them or reports the protocol error and disconnects.
+    CHR_IO_SCAN_MALFORMED = -1,
+    /// A valid start of a frame (or no bytes): wait for more.
+    CHR_IO_SCAN_INCOMPLETE = 0,
+    /// A whole frame: chr_io_frame says how long, and whether it is a "message" push.
+    CHR_IO_SCAN_COMPLETE = 1,
+} chr_io_scan_status;
+
+/// A complete frame. Offsets count from the start of the buffer given to chr_io_scan_frame.
+typedef struct chr_io_frame {
+    /// The frame's length in bytes (0 unless complete).
+    size_t length;
+    /// 1 for a "message" push: exactly `*3`, the bulk string `message`, then two bulk strings.
+    int is_message;
+    /// A message push's channel and payload (0 otherwise).
+    size_t channel_offset, channel_length;
+    size_t payload_offset, payload_length;
+} chr_io_frame;
+
+/// Scans the frame at the start of bytes[0, length): its status, and for a complete frame its
+/// length and kind in `frame` (always written; zeroed unless complete). Reads no byte at or past
+/// `length`; `bytes` may be NULL when `length` is 0.
+chr_io_scan_status chr_io_scan_frame(const char *bytes, size_t length, chr_io_frame *frame);
 
 #endif

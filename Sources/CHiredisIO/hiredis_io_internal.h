@@ -1,0 +1,110 @@
+#ifndef CHANNELS_REDIS_HIREDIS_IO_INTERNAL_H
+#define CHANNELS_REDIS_HIREDIS_IO_INTERNAL_H
+
+// Private to CHiredisIO: what its .c files share. Not in include/, so Swift never sees it; the
+// module's API is include/hiredis_io.h.
+//
+// The glue between hiredis 0.14.1 async contexts and libevent that the layer uses instead of
+// hiredis/adapters/libevent.h, in one file per concern:
+//
+//   event_adapter.c      hiredis's event hooks on libevent: reads until the socket is empty, one
+//                        write per loop pass ("flush"), the connection's lifetime (chr_io_attach)
+//   message_fast_path.c  "message" pushes on a subscriber go to a callback without hiredis's
+//                        reader (chr_io_deliver_messages); every other frame goes to hiredis
+//   resp_scanner.h       finds where a RESP2 frame ends in untrusted server bytes, and whether it
+//                        is a "message" push; no hiredis, no state (static inline, for the fast
+//                        path; resp_scanner.c exports it as chr_io_scan_frame for the tests in
+//                        Tests/ChannelsRedisTests/RESPScannerTests.swift and the fuzzer in
+//                        Tests/Fuzz/RESPScanner)
+//   reply_pool.c         redisReply objects from per-thread free lists (chr_io_reply_functions)
+//   publish.c            PUBLISH formatted by us, one callback per run (chr_io_publish)
+//
+// Everything here runs on the event_base's thread, like every other hiredis and libevent call.
+
+#include "hiredis_io.h"
+
+#include <hiredis/hiredis.h>
+
+// MARK: hiredis version
+//
+// The glue reads hiredis 0.14's internals, which 1.x renamed or changed; a different hiredis must
+// fail here, at compile time, not corrupt memory at run time. What is read, and where:
+//
+// - redisProcessCallbacks, exported by libhiredis 0.14.1 (async.c) but in no header (declared
+//   below): chr_feed (event_adapter.c) parses what we fed and runs the callbacks with it.
+// - redisReader's fields: err, pos, len, ridx and rstack[0].type (message_fast_path.c,
+//   chr_reader_between_frames, to know that the reader holds no part of a frame), and fn
+//   (chr_io_attach installs our reply functions).
+// - The reader's behaviour: redisReaderGetReply leaves a fresh top-level task of type -1 when it
+//   runs out of bytes (chr_reader_between_frames), and moves its buffer's unparsed rest to the
+//   front after each reply once 1 KiB is consumed (why chr_feed feeds CHR_IO_FEED_SLICE bytes at a
+//   time).
+// - redisContext's obuf as an sds, through sds.h's sdslen, sdsalloc, sdsrange, sdsfree and
+//   sdsempty (1.x renamed sds to hisds): chr_write (event_adapter.c) writes it and trims it itself.
+// - redisContext's flags REDIS_CONNECTED, REDIS_DISCONNECTING and REDIS_FREEING, and err and fd:
+//   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c).
+// - redisAsyncContext's ev hooks and data (0.14's set: addRead, delRead, addWrite, delWrite,
+//   cleanup; 1.x adds scheduleTimer): chr_io_attach; ev.data is our chr_io_conn everywhere.
+// - redisReplyObjectFunctions and redisReadTask (0.14's layout: five functions, createArray taking
+//   an int; 1.x inserts createDouble and createBool before freeObject and takes a size_t), and
+//   redisReply's fields: reply_pool.c builds replies positionally; chr_on_publish_reply
+//   (publish.c) reads them.
+#if !defined(HIREDIS_MAJOR) || !defined(HIREDIS_MINOR) || HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14
+#error "CHiredisIO needs hiredis 0.14.x (Debian bookworm's libhiredis-dev 0.14.1): it reads hiredis internals that other versions changed (redisProcessCallbacks, redisReader's rstack/ridx/pos/len, redisContext's obuf as an sds, the 0.14 layout of redisReplyObjectFunctions and of the ev hooks). See Sources/CHiredisIO/hiredis_io_internal.h for where each is used."
+#endif
+
+// Exported by libhiredis 0.14.1 (async.c) but missing from its headers: parses the replies in the
+// context's reader buffer and runs their callbacks; disconnects on a protocol error.
+// redisAsyncHandleRead is "redisBufferRead, then redisProcessCallbacks".
+void redisProcessCallbacks(redisAsyncContext *ac);
+
+// Functions shared between this module's files are hidden: they are not API.
+#define CHR_INTERNAL __attribute__((visibility("hidden")))
+
+typedef struct chr_io_conn chr_io_conn;
+
+struct chr_io_loop {
+    struct event_base *base;
+    /// Never added; made active (event_active) when the first connection queues for a flush.
+    struct event *flush;
+    /// Connections with commands in their output buffer, waiting for the flush.
+    chr_io_conn *pending;
+    /// chr_io_publish formats each command here.
+    char *scratch;
+    size_t scratch_capacity;
+    /// Callbacks run (reads, writes, flushes): lets the loop see whether a poll found work.
+    uint64_t activity;
+    char buffer[CHR_IO_READ_CHUNK];
+};
+
+enum { CHR_IO_FEED_SLICE = 2048, CHR_IO_KEEP_OUTPUT = 256 * 1024 };
+
+struct chr_io_conn {
+    redisAsyncContext *ac;
+    chr_io_loop *loop;
+    struct event *read_event;   // EV_READ | EV_PERSIST
+    struct event *write_event;  // EV_WRITE | EV_PERSIST, added only while the socket must drain
+    int reading;                // read_event is added
+    int writing;                // write_event is added
+    int queued;                 // in loop->pending
+    int flushing;               // inside redisAsyncHandleWrite: an addWrite means "socket full"
+    int depth;                  // our callbacks on the stack for this connection
+    int freed;                  // hiredis cleaned up while depth > 0: free when depth is 0
+    chr_io_conn *previous, *next;
+    size_t rejected;            // error replies chr_on_publish_reply saw (chr_io_take_rejected)
+    char rejection[128];        // the text of the last of them
+    long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
+    chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
+    char *partial;              // with on_message: the start of a frame that is not complete yet
+    size_t partial_length, partial_capacity;
+};
+
+/// Hands bytes to hiredis's reader in slices of CHR_IO_FEED_SLICE, each parsed (and its
+/// callbacks run) before the next. Stops when the connection goes. (event_adapter.c)
+CHR_INTERNAL void chr_feed(chr_io_conn *conn, const char *bytes, size_t length);
+
+/// Delivers what one read brought (after any partial frame from the reads before), frame by frame:
+/// the read path of a connection with on_message set. (message_fast_path.c)
+CHR_INTERNAL void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length);
+
+#endif

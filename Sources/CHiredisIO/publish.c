@@ -1,0 +1,116 @@
+// PUBLISH, formatted here: chr_io_publish queues one PUBLISH of a channel per payload with
+// redisAsyncFormattedCommand. hiredis's own formatting (redisAsyncCommandArgv) is an sdscatfmt per
+// argument; here the command's header and channel are written once per run into the loop's
+// scratch buffer and only each payload's bulk string after them changes. Only the last command of
+// a run gets the caller's callback: the replies before it are summed here (receivers) or counted
+// (errors, with the last one's text), so a run of n PUBLISHes costs one callback into Swift
+// instead of n (chr_io_take_rejected, chr_io_take_receivers).
+
+#include "hiredis_io_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/// The callback of every PUBLISH of a run but the last: an error reply is counted for the run's last
+/// callback (chr_io_take_rejected), and so is the receiver count of an integer one
+/// (chr_io_take_receivers). A NULL reply (the connection is going away) reaches the last callback too.
+static void chr_on_publish_reply(redisAsyncContext *ac, void *object, void *privdata) {
+    (void)privdata;
+    redisReply *reply = object;
+    chr_io_conn *conn = ac->ev.data;
+    if (reply == NULL || conn == NULL) return;
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        conn->receivers += reply->integer;
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ERROR) return;
+    conn->rejected += 1;
+    size_t length = reply->len < sizeof(conn->rejection) - 1 ? reply->len : sizeof(conn->rejection) - 1;
+    if (reply->str != NULL) memcpy(conn->rejection, reply->str, length);
+    else length = 0;
+    conn->rejection[length] = '\0';
+}
+
+/// Writes `value` in decimal at `out`; returns the number of digits.
+static size_t chr_decimal(char *out, size_t value) {
+    char digits[20];
+    size_t count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    for (size_t index = 0; index < count; index++) out[index] = digits[count - 1 - index];
+    return count;
+}
+
+/// Appends `$<length>\r\n<bytes>\r\n` at `out`; returns the bytes written (at most length + 26).
+static size_t chr_bulk(char *out, const void *bytes, size_t length) {
+    size_t used = 0;
+    out[used++] = '$';
+    used += chr_decimal(out + used, length);
+    out[used++] = '\r';
+    out[used++] = '\n';
+    if (length > 0) memcpy(out + used, bytes, length);
+    used += length;
+    out[used++] = '\r';
+    out[used++] = '\n';
+    return used;
+}
+
+size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, const void *channel,
+                      size_t channel_length, const void *payloads, const size_t *ends, size_t count) {
+    chr_io_conn *conn = ac->ev.data;
+    // hiredis refuses commands only for these flags; past this check every command is queued.
+    if (conn == NULL || count == 0 || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) return 0;
+    static const char header[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    size_t longest = 0;
+    for (size_t index = 0; index < count; index++) {
+        size_t length = ends[index] - (index == 0 ? 0 : ends[index - 1]);
+        if (length > longest) longest = length;
+    }
+    size_t needed = sizeof(header) - 1 + (channel_length + 26) + (longest + 26);
+    chr_io_loop *loop = conn->loop;
+    if (needed > loop->scratch_capacity) {
+        char *grown = realloc(loop->scratch, needed);
+        if (grown == NULL) return 0;
+        loop->scratch = grown;
+        loop->scratch_capacity = needed;
+    }
+    char *command = loop->scratch;
+    memcpy(command, header, sizeof(header) - 1);
+    size_t prefix = sizeof(header) - 1 + chr_bulk(command + sizeof(header) - 1, channel, channel_length);
+    const char *bytes = payloads;
+    size_t queued = 0;
+    for (size_t index = 0; index < count; index++) {
+        size_t start = index == 0 ? 0 : ends[index - 1];
+        size_t length = prefix + chr_bulk(command + prefix, bytes + start, ends[index] - start);
+        int last = index + 1 == count;
+        if (redisAsyncFormattedCommand(ac, last ? fn : chr_on_publish_reply, last ? privdata : NULL, command, length) != REDIS_OK)
+            break;
+        queued += 1;
+    }
+    return queued;
+}
+
+size_t chr_io_take_rejected(redisAsyncContext *ac, char *text, size_t capacity) {
+    chr_io_conn *conn = ac->ev.data;
+    if (conn == NULL) return 0;
+    size_t rejected = conn->rejected;
+    conn->rejected = 0;
+    if (capacity > 0) {
+        size_t length = strlen(conn->rejection);
+        if (length > capacity - 1) length = capacity - 1;
+        memcpy(text, conn->rejection, length);
+        text[length] = '\0';
+    }
+    conn->rejection[0] = '\0';
+    return rejected;
+}
+
+long long chr_io_take_receivers(redisAsyncContext *ac) {
+    chr_io_conn *conn = ac->ev.data;
+    if (conn == NULL) return 0;
+    long long receivers = conn->receivers;
+    conn->receivers = 0;
+    return receivers;
+}
