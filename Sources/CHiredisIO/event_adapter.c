@@ -3,24 +3,23 @@
 // fewer system calls per message:
 //
 // - Reads: hiredis's redisBufferRead takes at most 16 KiB per readiness event. A subscriber
-//   receiving ~100-byte messages then needed one epoll_wait per ~150 messages, while the
-//   publisher connection took ~4,000 four-byte replies per read, so publishers raced ahead and
-//   the server buffered the subscriber's backlog (found by the throughput benchmark: at 1 M
-//   messages the server hit its pub/sub output-buffer limit and dropped the subscriber). Here one
-//   readiness reads until the socket is empty, 64 KiB at a time, feeding hiredis's reader, and
-//   then runs redisProcessCallbacks, which is exactly what redisAsyncHandleRead does after its
-//   own read. Draining matters: PUBLISH replies complete sends long before the subscriber has
-//   read the messages, so a loop pass that reads less than it lets publishers write lets
-//   publishers in the same process outrun their own subscriber (a cap of 4 x 64 KiB lost
-//   messages that way with batches of 4,096 and in a test). The cap of CHR_IO_READ_ROUNDS reads
-//   (16 MiB) only keeps timers and other connections alive when an outside publisher never lets
-//   the socket drain.
+//   receiving ~100-byte messages then needs one epoll_wait per ~150 messages, while the
+//   publisher connection takes ~4,000 four-byte replies per read, so publishers race ahead and
+//   the server buffers the subscriber's backlog until it hits its pub/sub output-buffer limit
+//   and drops the subscriber, losing messages. Here one readiness reads until the socket is
+//   empty, 64 KiB at a time, feeding hiredis's reader, and then runs redisProcessCallbacks,
+//   which is exactly what redisAsyncHandleRead does after its own read. Draining matters:
+//   PUBLISH replies complete sends long before the subscriber has read the messages, so a loop
+//   pass that reads less than it lets publishers write lets publishers in the same process
+//   outrun their own subscriber (see Benchmarks.md, Findings). The cap of CHR_IO_READ_ROUNDS
+//   reads (16 MiB) only keeps timers and other connections alive when an outside publisher never
+//   lets the socket drain.
 // - The read event is persistent (EV_PERSIST) and stays registered: the stock adapter's one-shot
 //   event is deleted and re-added around every read.
 // - What one read() brought is fed to hiredis's reader in slices of CHR_IO_FEED_SLICE bytes, each
 //   parsed before the next: after each reply, once 1 KiB is consumed, hiredis's reader moves the
 //   unparsed rest of its buffer to the front (sdsrange), so a 64 KiB feed would move ~32 KiB per
-//   ten messages (it showed as the top symbol of the loop thread, memmove).
+//   ten messages.
 // - Reply objects come from small per-thread free lists (reply_pool.c, chr_reply_functions)
 //   instead of a calloc/malloc and a free for each: a received message is an array of three
 //   strings, eight allocations in hiredis's default functions.
@@ -140,7 +139,7 @@ static void chr_write(chr_io_conn *conn) {
     if ((c->flags & REDIS_CONNECTED) && c->err == 0) {
         // redisBufferWrite's success path, except that an emptied output buffer keeps its memory
         // (up to CHR_IO_KEEP_OUTPUT): hiredis frees it after every complete write, and the next
-        // batch of commands grew it again by doubling, a dozen reallocs and copies per batch.
+        // batch of commands would grow it again by doubling, a dozen reallocs and copies per batch.
         size_t length = sdslen(c->obuf);
         ssize_t written = length > 0 ? write(c->fd, c->obuf, length) : 0;
         if (written >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {

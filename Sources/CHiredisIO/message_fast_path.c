@@ -7,8 +7,8 @@
 // can hand a push to the wrong subscription callback), so here a complete "message" frame goes
 // straight to the connection's on_message callback, pointing into the read buffer. Every other
 // frame (subscribe and unsubscribe confirmations, replies, errors) is fed to hiredis whole and in
-// order, so its reply queue and subscription bookkeeping stay exactly as before. A frame cut by
-// the end of a read waits in conn->partial for the rest.
+// order, so its reply queue and subscription bookkeeping stay exactly as they would be without
+// this path. A frame cut by the end of a read waits in conn->partial for the rest.
 //
 // Where a frame ends, and whether it is a message push, resp_scanner.h decides (chr_scan_frame);
 // this file keeps the bytes between reads and hands frames to the callback or to hiredis. Tested

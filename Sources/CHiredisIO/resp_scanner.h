@@ -28,11 +28,9 @@
 // every verdict against hiredis's reader).
 //
 // Static inline functions in a private header, not functions of resp_scanner.c: the fast path runs
-// chr_scan_frame on every frame, and compiled into chr_scan it is inlined there, as it was when the
-// scanner and chr_scan shared a file. Called from another file, the read path took 11% more
-// instructions per message (callgrind, chr_on_read, 200,000 messages with the benchmark's 76-byte
-// payload, clang -O2: 465 in the single file, 518 across files; 377 like this, chr_bulk_at being
-// inlined too).
+// chr_scan_frame on every frame, and compiled into chr_scan it is inlined there; called in another
+// file it would cost the read path measurably more instructions per message (see Benchmarks.md,
+// Findings).
 
 #include "hiredis_io.h"
 
@@ -95,8 +93,9 @@ static inline long long chr_frame_length(const char *bytes, size_t length) {
             return -1;  // hiredis refuses these ("Multi-bulk length out of range"): so does the scanner
         } else if (type == '*' && number > 0) {
             // Saturated: nested counts of up to 18 digits can add up past LLONG_MAX (ten of them
-            // do), and the signed overflow made such a frame "complete" where it wrapped. A frame
-            // that still lacks LLONG_MAX elements never completes: the verdict is the true sum's.
+            // do), and a signed overflow would make such a frame look "complete" where it wrapped.
+            // A frame that still lacks LLONG_MAX elements never completes: the verdict is the true
+            // sum's.
             remaining = number > LLONG_MAX - remaining ? LLONG_MAX : remaining + number;
         } else if ((type == '$' || type == '*') && number < -1) {
             return -1;

@@ -7,7 +7,7 @@ import DequeModule
 /// Who decodes a mailbox's `.encoded` entries.
 ///
 /// One shared object rather than a closure per mailbox: a WebSocket server holds one channel per
-/// connection, and closure contexts per channel were a seventh of an idle channel's memory.
+/// connection, and a closure context per channel would add to every idle channel's memory.
 protocol ChannelMailboxOwner: AnyObject, Sendable {
     /// Decodes bytes taken from `channel`'s mailbox; `nil` (logged and counted) when they do not decode.
     func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage?
@@ -17,9 +17,8 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 /// FIFO order, each message going to exactly one of them.
 ///
 /// Not an `AsyncStream`: the standard library's stream is not specialised for its element, so every
-/// yield and next pays runtime generic-metadata lookups (about 1 µs a delivery in the profile, a third
-/// of the loop thread's time in group fanout), and its throwing form traps when two tasks await
-/// `next()` at once. This is a lock, a deque and a queue of waiting continuations.
+/// yield and next pays runtime generic-metadata lookups, and its throwing form traps when two tasks
+/// await `next()` at once. This is a lock, a deque and a queue of waiting continuations.
 ///
 /// Bounded: past `capacity` buffered messages the oldest is dropped and the caller told, so a stuck
 /// consumer cannot grow memory without bound.
@@ -34,7 +33,7 @@ final class ChannelMailbox: @unchecked Sendable {
     // The stored vars are `@exclusivity(unchecked)`: each access is a short, straight-line read or
     // mutation under the mutex that calls out to nothing that could touch the mailbox again, so no
     // two accesses can overlap; the runtime's dynamic check (per thread, so blind to other threads
-    // anyway) cost ~20 ns per access, several per delivery: 6 % of group fan-out's CPU.
+    // anyway) would cost a measurable share of the message path, with several accesses per delivery.
     enum Delivery {
         /// Buffered or handed over. `dropped`: how many of the oldest messages were dropped to make
         /// room (the buffer was full).
@@ -154,7 +153,7 @@ final class ChannelMailbox: @unchecked Sendable {
 
     /// Puts messages into the buffer, in order, under one lock: the engine hands over everything a
     /// channel got in one pass of the loop at once. (Locking per message, the loop and a consumer
-    /// taking messages as fast as they came collided on the mutex: 30 futex calls per 1,000 messages.)
+    /// taking messages as fast as they come would keep colliding on the mutex.)
     ///
     /// A consumer already waiting takes its message here, under the same lock (one lock per
     /// delivery instead of a second one to wake it), but is not resumed here: resuming wakes a
@@ -324,9 +323,8 @@ final class ChannelMailbox: @unchecked Sendable {
     /// cancelled consumer was handed, so the next consumer gets it (nothing Redis delivered is lost
     /// because a wait was cancelled).
     private func settle(_ id: UInt64, _ entry: Entry?) -> Entry? {
-        // The entry may have been handed over by `deliver` on the loop thread, which resumed us
-        // after it released the mutex; taking the mutex here also makes that hand-off visible to
-        // ThreadSanitizer (the runtime's own synchronisation of the resume is not always seen by it).
+        // Taking the mutex here also makes a hand-off by `deliver` (which resumed us after it
+        // released the mutex) visible to ThreadSanitizer: see `LockedValue`.
         let cancelled = entry != nil && Task.isCancelled
         var next: Waiter?
         pthread_mutex_lock(mutex)

@@ -61,11 +61,11 @@ extension RedisPubSubChannelLayer {
         ///
         /// A few tens of microseconds trade CPU for latency: replies and sends that come while the
         /// loop is still polling need no thread wake-up, which costs 10-30 µs on each side on a
-        /// virtual machine. On the benchmark machine `.microseconds(50)` made ping-pong on
-        /// ``RedisPubSubChannelLayer/taskExecutor`` about 2x faster, group fan-out to 100 members
-        /// about 1.5x, and the median latency at 10,000 messages/s about a quarter lower, but under
-        /// steady traffic the loop thread then uses up to a core. Between empty polls it yields its
-        /// core to any other runnable thread.
+        /// virtual machine. It pays where the round trip matters (ping-pong, single awaited sends,
+        /// small group fan-outs), not where the loop thread is busy anyway; under steady traffic
+        /// the loop thread then uses up to a core. Between empty polls it yields its core to any
+        /// other runnable thread. What `.microseconds(50)` bought on the benchmark machine:
+        /// <doc:Performance>.
         public var busyPoll: Duration
         /// How long a local channel may hold messages with no consumer taking any before it counts
         /// as unconsumed: ``RedisPubSubChannelLayer/Statistics/unconsumedChannels`` (and the

@@ -180,7 +180,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     @discardableResult
     public nonisolated(nonsending) func send(contentsOf messages: some Sequence<ChannelMessage>, to channel: String) async throws -> Int {
         // Inlinable so the sequence is walked by code specialised in the caller's module: a generic
-        // walk here went through witness tables and metadata look-ups (a fifth of the sending side).
+        // walk here would go through witness tables and metadata look-ups for every message.
         try await send(batch: Array(messages), to: channel)
     }
 

@@ -5,8 +5,8 @@ final class PublishWaiter {
     /// The receiver counts of the replies so far, summed.
     private var receivers = 0
     /// Not an optional cleared on resume: an `Optional` of the generic `LoopContinuation` is copied
-    /// and tested through unspecialised value witnesses (generic metadata lookups), 6 % of the loop
-    /// thread in the throughput benchmark.
+    /// and tested through unspecialised value witnesses (generic metadata lookups), on the loop
+    /// thread for every reply run.
     private let continuation: RedisShard.PublishContinuation
     /// Not yet resumed.
     private(set) var isPending = true

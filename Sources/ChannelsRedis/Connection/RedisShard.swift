@@ -26,10 +26,8 @@ protocol RedisShardDelegate: AnyObject {
 final class RedisShard: @unchecked Sendable {
     // @unchecked Sendable: loop-confined. Every entry point runs on the loop thread (jobs, timers,
     // hiredis callbacks); the reference crosses threads only inside jobs handed to the loop.
-    /// Checked, not unsafe: resuming an `UnsafeContinuation` from the loop thread before the awaiting
-    /// task has suspended is synchronised inside the (uninstrumented) concurrency runtime, which
-    /// ThreadSanitizer reports as a race; the checked variant is clean under TSan and also traps on
-    /// a double resume, for one small allocation per call.
+    /// Checked, not unsafe: it traps on a double resume, and is what ThreadSanitizer needs here (see
+    /// `LockedValue`), for one small allocation per call.
     typealias Continuation = LoopContinuation<Void>
     /// A publish's continuation: resumed with how many subscriber connections Redis delivered to.
     typealias PublishContinuation = LoopContinuation<Int>
@@ -72,8 +70,8 @@ final class RedisShard: @unchecked Sendable {
     let loop: LibeventLoop
     let configuration: RedisPubSubChannelLayer.Configuration
     let logger: Logger
-    /// Unowned: the engine owns its shards for as long as they exist (a weak load per message shows
-    /// in profiles).
+    /// Unowned: the engine owns its shards for as long as they exist, so no weak load is needed per
+    /// message.
     unowned(unsafe) var delegate: (any RedisShardDelegate)?
     let statistics: LayerStatistics
     /// This shard's status for `isHealthy` and `shardStatuses`, and its per-shard metrics.
@@ -136,9 +134,9 @@ final class RedisShard: @unchecked Sendable {
     var probe: LivenessProbe
 
     // Timers. Their closures hold the shard strongly, not weakly: a weak reference gives an object
-    // a side table, after which every retain and release of it takes the slow path (4-6 % of the
-    // loop thread in the throughput benchmark). No cycle outlives them: a timer drops its closure
-    // when it fires or is cancelled, `close()` cancels them all, and the loop cancels any left.
+    // a side table, after which every retain and release of it, on the message path too, takes the
+    // slow path. No cycle outlives them: a timer drops its closure when it fires or is cancelled,
+    // `close()` cancels them all, and the loop cancels any left.
     /// Each connection's pending reconnect (its lifecycle is `.backingOff`).
     var reconnectTimers = PerRole<LoopTimer?>(publisher: nil, subscriber: nil)
     var sweepTimer: LoopTimer?

@@ -219,12 +219,11 @@ final class LibeventLoop: @unchecked Sendable {
     /// write, a job), it polls without sleeping until `busyPoll` passes without work, and
     /// only then blocks in `epoll_wait`.
     ///
-    /// Why: on the benchmark machine (a VM) waking a sleeping thread costs 10-30 µs on each side,
-    /// and a round trip through the layer wakes the loop twice (a sender's job, Redis's reply). A
-    /// loop that is still polling when they come needs no wake-up: ping-pong on the loop ran about
-    /// 2x faster, group fan-out to 100 members about 1.5x, with less CPU in fan-out. Between empty
-    /// polls it yields its core to any other runnable thread (the consumers, Redis on a small
-    /// machine): without that, batched throughput lost 15 %.
+    /// Why: waking a sleeping thread costs 10-30 µs on each side on a virtual machine, and a round
+    /// trip through the layer wakes the loop twice (a sender's job, Redis's reply); a loop that is
+    /// still polling when they come needs no wake-up. Between empty polls it yields its core to any
+    /// other runnable thread (the consumers, Redis on a small machine), which would otherwise wait
+    /// for the poll to give it up (see Benchmarks.md).
     ///
     /// Every `event_base_loopbreak` comes from a job run inside `event_base_loop`, so the break
     /// flag is seen here before the next call (which would clear it).

@@ -1,10 +1,9 @@
 /// A continuation that the loop thread resumes for a caller on another thread.
 ///
-/// Resuming hands the result over through the concurrency runtime, whose synchronisation
-/// ThreadSanitizer does not always see: a caller reading what the loop created (a new channel's
-/// mailbox, say) was then reported as a race now and then. So every resume first passes through
-/// `handoff`, a pthread mutex, and the caller passes through it after its await returns (see
-/// `onLoop`): an unlock/lock pair TSan understands, for one uncontended lock per call.
+/// Every resume first passes through the hand-off lock, a pthread mutex, and the caller passes
+/// through it after its await returns (see `onLoop`): an unlock/lock pair that lets
+/// ThreadSanitizer see the caller read what the loop made (a new channel's mailbox, say), for one
+/// uncontended lock per call. Why it is needed: see `LockedValue`.
 struct LoopContinuation<Value: Sendable>: Sendable {
     /// Passes through the hand-off lock (shared by all layers; held for an empty critical section).
     static func passHandoff() { loopHandoff.pass() }
@@ -36,8 +35,9 @@ private let loopHandoff = HandoffLock()
     import Glibc
 #endif
 
-/// A bare pthread mutex, locked and unlocked at once: a synchronisation point ThreadSanitizer sees.
-/// (Not `LockedValue<Void>`: TSan's Swift access checks on a zero-sized value misfire.)
+/// A bare pthread mutex, locked and unlocked at once: a synchronisation point ThreadSanitizer sees
+/// (see `LockedValue`). Not `LockedValue<Void>`: TSan's Swift access checks on a zero-sized value
+/// misfire.
 private final class HandoffLock: @unchecked Sendable {
     // @unchecked Sendable: the mutex is the only state and is only used through pthread calls.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>

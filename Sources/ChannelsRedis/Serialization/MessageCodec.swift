@@ -35,7 +35,7 @@ struct MessageCodec: Sendable {
 }
 
 /// Encoded payloads back to back in one buffer: a batch send makes two allocations, not one per
-/// message (the per-message arrays were a tenth of the sending side's time and freed on the loop).
+/// message (each allocated by the sender and freed on the loop thread).
 struct PayloadBatch: RandomAccessCollection, Sendable {
     private(set) var bytes: [UInt8] = []
     /// Where each payload ends in `bytes`.

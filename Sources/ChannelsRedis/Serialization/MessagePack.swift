@@ -57,7 +57,7 @@ enum MessagePack {
         case .map(let map):
             encodeHeader(count: map.count, fix: 0x80, fixLimit: 16, eight: nil, sixteen: 0xDE, thirtyTwo: 0xDF, into: &buffer)
             // By index over the two arrays: iterating pairs and wrapping each key in a `.string`
-            // retained and released every key and value once more (a message encoded in 160 ns, now 110).
+            // would retain and release every key and value once more.
             let keys = map.keys
             let values = map.values
             for index in keys.indices {
@@ -253,7 +253,7 @@ enum MessagePack {
             }
             guard depth < MessagePack.maximumDepth else { throw failure("nesting deeper than \(MessagePack.maximumDepth) levels") }
             // Keys and values straight into the two arrays an OrderedDictionary is made of: building
-            // it entry by entry sized and searched its tables each time (~3 % of a decode).
+            // it entry by entry would size and search its tables each time.
             var keys = ContiguousArray<String>()
             var values = ContiguousArray<ChannelMessage>()
             keys.reserveCapacity(count)
@@ -399,9 +399,9 @@ extension String {
     /// One validating pass, in the standard library: `String(decoding:as:)` replaces every ill-formed
     /// sequence with U+FFFD, so its bytes equal the input exactly when the input was well-formed (at
     /// the first ill-formed sequence the output has EF BF BD, which is well-formed, so they differ).
-    /// A check of our own before it validated every string twice; `String(validating:as:)` is not
-    /// specialised for raw buffers (generic metadata look-ups). This runs once per string of every
-    /// received message.
+    /// A check of our own followed by this decoding would validate every string twice;
+    /// `String(validating:as:)` is not specialised for raw buffers (generic metadata look-ups). This
+    /// runs once per string of every received message.
     init?(validatingUTF8Bytes raw: UnsafeRawBufferPointer) {
         var string = String(decoding: raw, as: UTF8.self)
         let unchanged = string.withUTF8 { utf8 in
