@@ -239,6 +239,28 @@ final class ChannelMailbox: @unchecked Sendable {
         }
     }
 
+    /// `receive(from:)` of both layers: the next message, or the error its wait ended with.
+    ///
+    /// - Throws: `channelClosed` or `layerClosed` once the mailbox is finished, `CancellationError`
+    ///   when the task was cancelled.
+    nonisolated(nonsending) func receive() async throws -> ChannelMessage {
+        switch await next() {
+        case .message(let message): return message
+        case .finished(let reason): throw reason.error(channel: channel)
+        case .cancelled, .timedOut: throw CancellationError()
+        }
+    }
+
+    /// `receive(from:timeout:)` of both layers: as ``receive()``, or `nil` once `timeout` passed.
+    nonisolated(nonsending) func receive(timeout: Duration) async throws -> ChannelMessage? {
+        switch await next(timeout: timeout) {
+        case .message(let message): return message
+        case .finished(let reason): throw reason.error(channel: channel)
+        case .timedOut: return nil
+        case .cancelled: throw CancellationError()
+        }
+    }
+
     /// Why a wait that got nothing ended.
     private func endOfWait(timedOut: Bool) -> Wait {
         if let reason = locked({ finished }) { return .finished(reason) }

@@ -154,12 +154,7 @@ public final class InMemoryChannelLayer: ChannelLayer, Sendable {
     ///   or flushed, `layerClosed`) or `CancellationError`.
     public nonisolated(nonsending) func receive(from channel: String) async throws -> ChannelMessage {
         try NameValidation.validateChannel(channel)
-        let mailbox = try mailbox(for: channel)
-        switch await mailbox.next() {
-        case .message(let message): return message
-        case .finished(let reason): throw reason.error(channel: channel)
-        case .cancelled, .timedOut: throw CancellationError()
-        }
+        return try await mailbox(for: channel).receive()
     }
 
     /// Receives the next message of a channel, or `nil` when none arrived within `timeout`.
@@ -176,13 +171,7 @@ public final class InMemoryChannelLayer: ChannelLayer, Sendable {
     /// - Throws: as ``receive(from:)``.
     public nonisolated(nonsending) func receive(from channel: String, timeout: Duration) async throws -> ChannelMessage? {
         try NameValidation.validateChannel(channel)
-        let mailbox = try mailbox(for: channel)
-        switch await mailbox.next(timeout: timeout) {
-        case .message(let message): return message
-        case .finished(let reason): throw reason.error(channel: channel)
-        case .timedOut: return nil
-        case .cancelled: throw CancellationError()
-        }
+        return try await mailbox(for: channel).receive(timeout: timeout)
     }
 
     /// The messages of a channel as an `AsyncSequence`; the channel exists on return.

@@ -15,6 +15,8 @@ extension RedisPubSubChannelLayer {
     /// ```
     public struct Configuration: Sendable {
         /// Redis hosts as URLs: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/socket`.
+        /// To build one from separate settings (a password with any characters in it), use
+        /// ``RedisEndpoint``'s ``RedisEndpoint/url``.
         ///
         /// Several hosts shard channels and groups with channels_redis's consistent hash, so a Python
         /// process configured with the same hosts in the same order picks the same host for every name.

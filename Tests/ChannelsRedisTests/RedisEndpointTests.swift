@@ -13,42 +13,42 @@ import Testing
     }
 
     static let valid: [Valid] = [
-        Valid(url: "redis://localhost", address: .tcp(host: "localhost", port: 6379)),
-        Valid(url: "redis://localhost:6380/2", address: .tcp(host: "localhost", port: 6380), database: 2),
-        Valid(url: "redis://127.0.0.1:6379/0", address: .tcp(host: "127.0.0.1", port: 6379)),
-        Valid(url: "redis://redis_1.internal", address: .tcp(host: "redis_1.internal", port: 6379)),
-        Valid(url: "REDIS://Cache.Example.COM", address: .tcp(host: "cache.example.com", port: 6379)),
-        Valid(url: "redis://[::1]:6380", address: .tcp(host: "::1", port: 6380)),
-        Valid(url: "redis://[::1]", address: .tcp(host: "::1", port: 6379)),
-        Valid(url: "redis://[::FFFF:127.0.0.1]:7000/1", address: .tcp(host: "::ffff:127.0.0.1", port: 7000), database: 1),
-        Valid(url: "redis://[fe80::1%25eth0]:7000", address: .tcp(host: "fe80::1%eth0", port: 7000)),
-        Valid(url: "redis://localhost:", address: .tcp(host: "localhost", port: 6379)),  // empty port: the default
-        Valid(url: "redis://h:06379", address: .tcp(host: "h", port: 6379)),
-        Valid(url: "redis://h:1", address: .tcp(host: "h", port: 1)),
-        Valid(url: "redis://h:65535", address: .tcp(host: "h", port: 65535)),
-        Valid(url: "redis://h/", address: .tcp(host: "h", port: 6379)),
-        Valid(url: "redis://h/%31", address: .tcp(host: "h", port: 6379), database: 1),
-        Valid(url: "redis://h?db=3", address: .tcp(host: "h", port: 6379), database: 3),
-        Valid(url: "redis://h/1?db=2", address: .tcp(host: "h", port: 6379), database: 2),  // the query wins
-        Valid(url: "redis://h?db=4&db=5", address: .tcp(host: "h", port: 6379), database: 4),  // the first wins
-        Valid(url: "redis://h/?&db=6&", address: .tcp(host: "h", port: 6379), database: 6),
-        Valid(url: "redis://:secret@h", address: .tcp(host: "h", port: 6379), password: "secret"),
-        Valid(url: "redis://user:secret@h:1/3", address: .tcp(host: "h", port: 1), username: "user", password: "secret", database: 3),
-        Valid(url: "redis://user@h", address: .tcp(host: "h", port: 6379), username: "user"),
-        Valid(url: "redis://:@h", address: .tcp(host: "h", port: 6379)),
-        Valid(url: "redis://us%40er:p%40ss%3Aw%2Frd@h", address: .tcp(host: "h", port: 6379), username: "us@er", password: "p@ss:w/rd"),
-        Valid(url: "redis://user:p@ss@h", address: .tcp(host: "h", port: 6379), username: "user", password: "p@ss"),
-        Valid(url: "redis://user:pa:ss@h", address: .tcp(host: "h", port: 6379), username: "user", password: "pa:ss"),
-        Valid(url: "redis://:100%@h", address: .tcp(host: "h", port: 6379), password: "100%"),
-        Valid(url: "redis://:%zz%4@h", address: .tcp(host: "h", port: 6379), password: "%zz%4"),
-        Valid(url: "redis://:%FF@h", address: .tcp(host: "h", port: 6379), password: "\u{FFFD}"),
-        Valid(url: "redis://:pässwörd@h", address: .tcp(host: "h", port: 6379), password: "pässwörd"),
-        Valid(url: "unix:///tmp/redis.sock", address: .unix(path: "/tmp/redis.sock")),
-        Valid(url: "unix:///tmp/redis.sock?db=1", address: .unix(path: "/tmp/redis.sock"), database: 1),
-        Valid(url: "UNIX:///run/redis/redis-server.sock", address: .unix(path: "/run/redis/redis-server.sock")),
-        Valid(url: "unix://:pw@/tmp/redis.sock", address: .unix(path: "/tmp/redis.sock"), password: "pw"),
-        Valid(url: "unix://user:pw@/tmp/redis.sock", address: .unix(path: "/tmp/redis.sock"), username: "user", password: "pw"),
-        Valid(url: "unix:///tmp/my%20redis.sock", address: .unix(path: "/tmp/my redis.sock")),
+        Valid(url: "redis://localhost", address: .hostname("localhost", port: 6379)),
+        Valid(url: "redis://localhost:6380/2", address: .hostname("localhost", port: 6380), database: 2),
+        Valid(url: "redis://127.0.0.1:6379/0", address: .hostname("127.0.0.1", port: 6379)),
+        Valid(url: "redis://redis_1.internal", address: .hostname("redis_1.internal", port: 6379)),
+        Valid(url: "REDIS://Cache.Example.COM", address: .hostname("cache.example.com", port: 6379)),
+        Valid(url: "redis://[::1]:6380", address: .hostname("::1", port: 6380)),
+        Valid(url: "redis://[::1]", address: .hostname("::1", port: 6379)),
+        Valid(url: "redis://[::FFFF:127.0.0.1]:7000/1", address: .hostname("::ffff:127.0.0.1", port: 7000), database: 1),
+        Valid(url: "redis://[fe80::1%25eth0]:7000", address: .hostname("fe80::1%eth0", port: 7000)),
+        Valid(url: "redis://localhost:", address: .hostname("localhost", port: 6379)),  // empty port: the default
+        Valid(url: "redis://h:06379", address: .hostname("h", port: 6379)),
+        Valid(url: "redis://h:1", address: .hostname("h", port: 1)),
+        Valid(url: "redis://h:65535", address: .hostname("h", port: 65535)),
+        Valid(url: "redis://h/", address: .hostname("h", port: 6379)),
+        Valid(url: "redis://h/%31", address: .hostname("h", port: 6379), database: 1),
+        Valid(url: "redis://h?db=3", address: .hostname("h", port: 6379), database: 3),
+        Valid(url: "redis://h/1?db=2", address: .hostname("h", port: 6379), database: 2),  // the query wins
+        Valid(url: "redis://h?db=4&db=5", address: .hostname("h", port: 6379), database: 4),  // the first wins
+        Valid(url: "redis://h/?&db=6&", address: .hostname("h", port: 6379), database: 6),
+        Valid(url: "redis://:secret@h", address: .hostname("h", port: 6379), password: "secret"),
+        Valid(url: "redis://user:secret@h:1/3", address: .hostname("h", port: 1), username: "user", password: "secret", database: 3),
+        Valid(url: "redis://user@h", address: .hostname("h", port: 6379), username: "user"),
+        Valid(url: "redis://:@h", address: .hostname("h", port: 6379)),
+        Valid(url: "redis://us%40er:p%40ss%3Aw%2Frd@h", address: .hostname("h", port: 6379), username: "us@er", password: "p@ss:w/rd"),
+        Valid(url: "redis://user:p@ss@h", address: .hostname("h", port: 6379), username: "user", password: "p@ss"),
+        Valid(url: "redis://user:pa:ss@h", address: .hostname("h", port: 6379), username: "user", password: "pa:ss"),
+        Valid(url: "redis://:100%@h", address: .hostname("h", port: 6379), password: "100%"),
+        Valid(url: "redis://:%zz%4@h", address: .hostname("h", port: 6379), password: "%zz%4"),
+        Valid(url: "redis://:%FF@h", address: .hostname("h", port: 6379), password: "\u{FFFD}"),
+        Valid(url: "redis://:pässwörd@h", address: .hostname("h", port: 6379), password: "pässwörd"),
+        Valid(url: "unix:///tmp/redis.sock", address: .unixDomainSocket(path: "/tmp/redis.sock")),
+        Valid(url: "unix:///tmp/redis.sock?db=1", address: .unixDomainSocket(path: "/tmp/redis.sock"), database: 1),
+        Valid(url: "UNIX:///run/redis/redis-server.sock", address: .unixDomainSocket(path: "/run/redis/redis-server.sock")),
+        Valid(url: "unix://:pw@/tmp/redis.sock", address: .unixDomainSocket(path: "/tmp/redis.sock"), password: "pw"),
+        Valid(url: "unix://user:pw@/tmp/redis.sock", address: .unixDomainSocket(path: "/tmp/redis.sock"), username: "user", password: "pw"),
+        Valid(url: "unix:///tmp/my%20redis.sock", address: .unixDomainSocket(path: "/tmp/my redis.sock")),
     ]
 
     @Test(arguments: valid)
@@ -201,8 +201,34 @@ import Testing
         #expect(Set([canonical, try RedisEndpoint(url: "redis://localhost")]).count == 1)
     }
 
+    @Test(arguments: valid)
+    func theURLOfAParsedEndpointParsesBackToIt(_ valid: Valid) throws {
+        let endpoint = try RedisEndpoint(url: valid.url)
+        #expect(try RedisEndpoint(url: endpoint.url) == endpoint, "\(endpoint.url)")
+    }
+
+    @Test func anEndpointBuiltFromPartsRoundTripsThroughItsURL() throws {
+        let passwords = ["secret", "p@ss:w/rd", "a#b?c&d=e", "100%", "%41", " spaced ", "pässwörd", "\u{1F512}"]
+        let addresses: [RedisEndpoint.Address] = [.hostname("redis.internal", port: 6380), .hostname("::1"), .hostname("fe80::1%eth0", port: 7000),
+                                                  .unixDomainSocket(path: "/run/my redis/redis.sock")]
+        for address in addresses {
+            for password in passwords {
+                for username in [nil, "user", "us@er:x"] {
+                    let endpoint = RedisEndpoint(address: address, username: username, password: password, database: 3)
+                    let parsed = try RedisEndpoint(url: endpoint.url)
+                    #expect(parsed == endpoint, "\(endpoint.url)")
+                    #expect(!endpoint.description.contains(password), "\(endpoint.description)")
+                }
+            }
+        }
+        #expect(RedisEndpoint.Address.hostname("::1", port: 6380).description == "[::1]:6380")
+        #expect(RedisEndpoint.Address.hostname("h").port == 6379)
+        #expect(RedisEndpoint.Address.unixDomainSocket(path: "/s").socketPath == "/s")
+        #expect(RedisEndpoint.Address.unixDomainSocket(path: "/s").host == nil)
+    }
+
     @Test func memberwiseInitializerDefaults() {
-        let endpoint = RedisEndpoint(address: .tcp(host: "localhost", port: RedisEndpoint.defaultPort))
+        let endpoint = RedisEndpoint(address: .hostname("localhost", port: RedisEndpoint.defaultPort))
         #expect(endpoint.username == nil && endpoint.password == nil && endpoint.database == 0)
         #expect(endpoint.description == "redis://localhost:6379/0")
     }

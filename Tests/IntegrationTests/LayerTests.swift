@@ -758,6 +758,35 @@ struct LayerTests {
         await wrong.close()
     }
 
+    /// A password with every character a URL gives a meaning to, given as an endpoint's part: its
+    /// `url` encodes it so that the layer sends exactly it, over TCP and over a Unix socket.
+    @Test func anEndpointBuiltFromPartsCarriesAnyPassword() async throws {
+        let password = "p@ss:w/rd?#%41 é"
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("cr-\(UUID().uuidString.prefix(8)).sock").path
+        let server = try await RedisServer.start(arguments: ["--requirepass", password, "--unixsocket", socket, "--unixsocketperm", "700"])
+        defer { server.stop() }
+        for address in [RedisEndpoint.Address.hostname("127.0.0.1", port: server.port), .unixDomainSocket(path: socket)] {
+            let endpoint = RedisEndpoint(address: address, password: password)
+            #expect(!endpoint.description.contains("p@ss"))
+            let layer = try RedisPubSubChannelLayer(hosts: [endpoint.url])
+            let channel = try await layer.newChannel()
+            try await layer.send(["type": "authed"], to: channel)
+            #expect(try await layer.receive(from: channel)["type"]?.stringValue == "authed", "\(address)")
+            await layer.close()
+        }
+    }
+
+    /// An address the URL parser would refuse is refused when built from parts too, when the layer
+    /// is created.
+    @Test func anInvalidEndpointFromPartsIsRefusedAtCreation() {
+        for address in [RedisEndpoint.Address.hostname(""), .hostname("a b"), .hostname("h", port: 0), .hostname("h", port: 70_000),
+                        .unixDomainSocket(path: "relative.sock"), .unixDomainSocket(path: "")] {
+            #expect {
+                _ = try RedisPubSubChannelLayer(hosts: [RedisEndpoint(address: address).url])
+            } throws: { ($0 as? ChannelLayerError)?.code == .invalidConfiguration }
+        }
+    }
+
     @Test func unixSocketHostsWork() async throws {
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("cr-\(UUID().uuidString.prefix(8)).sock").path
         let server = try await RedisServer.start(arguments: ["--unixsocket", socket, "--unixsocketperm", "700"])

@@ -75,7 +75,7 @@ final class HiredisConnection: @unchecked Sendable {
         let generation = self.generation
 
         let created: UnsafeMutablePointer<redisAsyncContext>?
-        switch endpoint.address {
+        switch endpoint.address.kind {
         case .tcp(let host, let port):
             // Note: redisAsyncConnect resolves names with a blocking getaddrinfo on this thread.
             // Numeric addresses (the usual case) resolve without I/O.
@@ -94,7 +94,7 @@ final class HiredisConnection: @unchecked Sendable {
         self.context = context
         self.state = .connecting
         context.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        if case .tcp = endpoint.address {
+        if case .tcp = endpoint.address.kind {
             // TCP only: on a Unix socket the TCP_KEEPIDLE setsockopt fails and hiredis records that
             // as an error on the context, which then breaks on its first read.
             _ = redisEnableKeepAlive(&context.pointee.c)

@@ -1,7 +1,18 @@
-/// Where one Redis server is and how to log in to it, parsed from a host URL as channels_redis's `hosts` setting
-/// takes them.
+/// Where one Redis server is and how to log in to it: what one entry of
+/// ``RedisPubSubChannelLayer/Configuration/hosts`` says.
 ///
-/// Accepted forms (what redis-py's `parse_url` accepts, minus TLS, which hiredis 0.14.1 does not have):
+/// The layer takes its hosts as URL strings, as channels_redis's `hosts` setting does. Build an
+/// endpoint from its parts when the pieces come from separate settings, and hand its ``url`` to
+/// the configuration: the password is percent-encoded for you, so an `@`, `/` or `#` in it cannot
+/// turn into another host.
+///
+/// ```swift
+/// let endpoint = RedisEndpoint(address: .hostname("redis.internal", port: 6380), password: secret)
+/// let config = RedisPubSubChannelLayer.Configuration(hosts: [endpoint.url])
+/// print(endpoint)  // redis://:***@redis.internal:6380/0
+/// ```
+///
+/// Accepted URLs (what redis-py's `parse_url` accepts, minus TLS, which hiredis 0.14.1 does not have):
 ///
 /// - `redis://[[username]:password@]host[:port][/db][?db=N]`, where `host` is a name, an IPv4 address or an IPv6
 ///   address in brackets (`redis://[::1]:6380`). The port defaults to 6379, the database to 0.
@@ -21,34 +32,73 @@
 /// nothing here; the layer's configuration has its own timeouts).
 ///
 /// The password never appears in ``description`` or in an error message.
-///
-/// ```swift
-/// let endpoint = try RedisEndpoint(url: "redis://:s3cret@redis.internal:6380/1")
-/// print(endpoint)  // redis://:***@redis.internal:6380/1
-/// ```
-struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// How to reach the server.
-    enum Address: Sendable, Hashable {
-        /// A TCP host name or IP address (IPv6 without brackets) and port.
-        case tcp(host: String, port: Int)
-        /// The path of a Unix domain socket.
-        case unix(path: String)
+public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// How to reach a server: a TCP host and port, or a Unix domain socket.
+    ///
+    /// A struct with static members rather than a public enum, so that kinds of address can be
+    /// added (TLS, Sentinel, Cluster) without breaking a `switch` in user code.
+    public struct Address: Sendable, Hashable, CustomStringConvertible {
+        enum Kind: Sendable, Hashable {
+            /// A TCP host name or IP address (IPv6 without brackets) and port.
+            case tcp(host: String, port: Int)
+            /// The path of a Unix domain socket.
+            case unix(path: String)
+        }
+
+        let kind: Kind
+
+        /// A TCP server: a host name, an IPv4 address or an IPv6 address (without brackets), and a
+        /// port from 1 to 65535. Checked when the layer is created, as a URL is.
+        public static func hostname(_ host: String, port: Int = RedisEndpoint.defaultPort) -> Address {
+            Address(kind: .tcp(host: host, port: port))
+        }
+
+        /// A server listening on the Unix domain socket at `path` (absolute).
+        public static func unixDomainSocket(path: String) -> Address {
+            Address(kind: .unix(path: path))
+        }
+
+        /// The TCP host, or `nil` for a Unix socket.
+        public var host: String? {
+            if case .tcp(let host, _) = kind { host } else { nil }
+        }
+
+        /// The TCP port, or `nil` for a Unix socket.
+        public var port: Int? {
+            if case .tcp(_, let port) = kind { port } else { nil }
+        }
+
+        /// The socket path, or `nil` for a TCP address.
+        public var socketPath: String? {
+            if case .unix(let path) = kind { path } else { nil }
+        }
+
+        /// `host:port` (IPv6 in brackets) or the socket path.
+        public var description: String {
+            switch kind {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unix(let path): path
+            }
+        }
     }
 
     /// Redis's default port, used when a `redis://` URL names none.
-    static let defaultPort = 6379
+    public static let defaultPort = 6379
 
     /// Where the server is.
-    var address: Address
+    public var address: Address
     /// The ACL user to authenticate as (Redis 6+), or `nil` for the default user.
-    var username: String?
+    public var username: String?
     /// The password to authenticate with, or `nil` to not authenticate.
-    var password: String?
-    /// The database number. Pub/sub ignores it; kept for completeness and for ``description``.
-    var database: Int
+    public var password: String?
+    /// The database number. Pub/sub ignores it (its channels are server-wide); it is kept so that
+    /// a Django project's URLs work unchanged.
+    public var database: Int
 
     /// Creates an endpoint from its parts.
-    init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
+    ///
+    /// An empty `username` or `password` means none, as in a URL.
+    public init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.address = address
         self.username = username
         self.password = password
@@ -60,7 +110,7 @@ struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// - Parameter url: The URL, as it would appear in channels_redis's `hosts` list.
     /// - Throws: ``ChannelLayerError`` with code `.invalidConfiguration` and a message that quotes the URL with its
     ///   password replaced by `***`.
-    init(url: String) throws(ChannelLayerError) {
+    public init(url: String) throws(ChannelLayerError) {
         do {
             self = try Self.parse(url)
         } catch {
@@ -68,19 +118,28 @@ struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The endpoint as a URL for ``RedisPubSubChannelLayer/Configuration/hosts``, password
+    /// included (percent-encoded): `RedisEndpoint(url: endpoint.url)` gives the endpoint back (with
+    /// the host lowercased, as every URL's is).
+    public var url: String { formatted(showingPassword: true) }
+
     /// The URL with the password shown as `***`, e.g. `redis://user:***@host:6379/0`.
-    var description: String {
+    public var description: String { formatted(showingPassword: false) }
+
+    private func formatted(showingPassword: Bool) -> String {
         var text: String
-        switch address {
+        switch address.kind {
         case .tcp: text = "redis://"
         case .unix: text = "unix://"
         }
+        let username = username.flatMap { $0.isEmpty ? nil : $0 }
+        let password = password.flatMap { $0.isEmpty ? nil : $0 }
         if username != nil || password != nil {
             text += Self.percentEncode(username ?? "", keeping: Self.unreserved)
-            if password != nil { text += ":***" }
+            if let password { text += ":" + (showingPassword ? Self.percentEncode(password, keeping: Self.unreserved) : "***") }
             text += "@"
         }
-        switch address {
+        switch address.kind {
         case .tcp(let host, let port):
             let host = host.contains(":") ? "[\(host.replacingPercent())]" : host
             text += "\(host):\(port)/\(database)"
@@ -186,7 +245,7 @@ extension RedisEndpoint {
             } else {
                 database = try parsePathDatabase(path)
             }
-            return RedisEndpoint(address: .tcp(host: host, port: port), username: username, password: password, database: database)
+            return RedisEndpoint(address: .hostname(host, port: port), username: username, password: password, database: database)
         case .unix:
             guard hostAndPort.isEmpty else {
                 throw ParseError("a unix:// URL takes no host; write unix:///path/to/socket (three slashes)")
@@ -197,7 +256,7 @@ extension RedisEndpoint {
             }
             var database = 0
             if let query, let queryDatabase = try parseQuery(query) { database = queryDatabase }
-            return RedisEndpoint(address: .unix(path: socketPath), username: username, password: password, database: database)
+            return RedisEndpoint(address: .unixDomainSocket(path: socketPath), username: username, password: password, database: database)
         }
     }
 
