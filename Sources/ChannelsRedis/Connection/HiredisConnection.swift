@@ -24,10 +24,10 @@ protocol HiredisConnectionDelegate: AnyObject {
 /// context after an error.
 ///
 /// Loop-confined: every method runs on the loop thread.
-final class HiredisConnection: @unchecked Sendable {
-    // @unchecked Sendable: loop-confined. Every method checks `loop.preconditionInLoop()` or is
-    // called from a hiredis callback (which runs on the loop thread); other threads only carry the
-    // reference inside jobs handed back to the loop.
+final class HiredisConnection {
+    // Not Sendable: loop-confined. Every method checks `loop.preconditionInLoop()` or is called
+    // from a hiredis callback (which runs on the loop thread); a job handed back to the loop carries
+    // it in a `LoopBound`.
     enum State: Equatable {
         /// No context.
         case idle
@@ -307,10 +307,10 @@ final class HiredisConnection: @unchecked Sendable {
 
     private func reportFailureLater(generation: Int, _ error: ChannelLayerError) {
         // Through the job queue, so the owner never runs inside a hiredis callback.
-        loop.execute { [self] in
-            guard self.generation == generation, self.state == .idle else { return }
-            self.generation &+= 1
-            self.delegate!.connection(self, didCloseWithError: error)
+        loop.execute(with: self) { connection in
+            guard connection.generation == generation, connection.state == .idle else { return }
+            connection.generation &+= 1
+            connection.delegate!.connection(connection, didCloseWithError: error)
         }
     }
 

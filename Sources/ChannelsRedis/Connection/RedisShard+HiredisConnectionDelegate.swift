@@ -12,7 +12,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 let text = RedisReply.text(reply) ?? "error"
                 let error = ChannelLayerError(.connectionFailed, "AUTH to \(endpoint) failed: \(text)")
                 health.lastError = error
-                loop.execute { [self] in self.subscriber.fail(error) }
+                loop.execute(with: self) { shard in shard.subscriber.fail(error) }
             }
         }
     }
@@ -53,7 +53,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 let error = ChannelLayerError(.connectionFailed, "handshake with \(endpoint) failed: \(text)")
                 health.lastError = error
                 // Not inside the callback: hiredis is still iterating this context's replies.
-                loop.execute { [self] in self.publisher.fail(error) }
+                loop.execute(with: self) { shard in shard.publisher.fail(error) }
             } else if pipeline.isHandshakeFinished {
                 publisherBecameReady()
             }

@@ -23,9 +23,9 @@ protocol RedisShardDelegate: AnyObject {
 /// `RedisShard+Connecting.swift` (connections, health, probes, timeouts) and
 /// `RedisShard+HiredisConnectionDelegate.swift` (replies, pushes, messages, losses). Members are
 /// internal rather than private only so that those files can reach them.
-final class RedisShard: @unchecked Sendable {
-    // @unchecked Sendable: loop-confined. Every entry point runs on the loop thread (jobs, timers,
-    // hiredis callbacks); the reference crosses threads only inside jobs handed to the loop.
+final class RedisShard {
+    // Not Sendable: loop-confined. Every entry point runs on the loop thread (jobs, timers, hiredis
+    // callbacks); a job handed to the loop carries it in a `LoopBound`.
     /// Checked, not unsafe: it traps on a double resume, and is what ThreadSanitizer needs here (see
     /// `LockedValue`), for one small allocation per call.
     typealias Continuation = LoopContinuation<Void>
@@ -225,7 +225,7 @@ final class RedisShard: @unchecked Sendable {
             // the replies after it would be misattributed: the connection starts over instead.
             let error = ChannelLayerError(.connectionLost, "hiredis queued \(count) of \(total) PUBLISHes to \(endpoint)")
             waiter.fail(error)
-            loop.execute { [self] in self.publisher.fail(error) }
+            loop.execute(with: self) { shard in shard.publisher.fail(error) }
         }
     }
 

@@ -366,8 +366,8 @@ extension LibeventLoop: TaskExecutor {
 }
 
 /// A one-shot libevent timer. Loop thread only; the loop keeps it alive until it fires or is cancelled.
-final class LoopTimer: @unchecked Sendable {
-    // @unchecked Sendable: loop-confined; created, fired and cancelled only on the loop thread.
+final class LoopTimer {
+    // Not Sendable: loop-confined; created, fired and cancelled only on the loop thread.
     fileprivate var event: OpaquePointer?
     private let loop: LibeventLoop
     private var body: (() -> Void)?
