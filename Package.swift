@@ -74,28 +74,33 @@ let package = Package(
             path: "Sources/HiredisBaseline",
             linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("event_core")]
         ),
+        // What both test targets use, and nothing else does: child processes, the driver of the Python peers (the scripts
+        // in Tests/Python), the fixtures' error and lock. Declarations are `package`, not `public`.
+        .target(
+            name: "ChannelsRedisTestSupport",
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ChannelsRedisTests",
             dependencies: [
-                "ChannelsRedis", "CHiredis", "CHiredisIO",
+                "ChannelsRedis", "CHiredis", "CHiredisIO", "ChannelsRedisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
-            exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChannelsRedis",
+                "ChannelsRedis", "ChannelsRedisTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
     ],

@@ -19,18 +19,6 @@ import Testing
         mutating func next() -> UInt64 { value }
     }
 
-    /// A small seeded generator (SplitMix64), so that a failure can be replayed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// The connection was lost (no jitter is drawn: the tests' retry parameters have none).
     private func lose(_ machine: inout Machine) -> Machine.LossAction {
         var generator = FixedGenerator(value: 0)
@@ -211,7 +199,7 @@ import Testing
         }
         #expect(abs((delay - .milliseconds(75)).seconds) < 1e-6, "\(delay)")
 
-        var seeded = SeededGenerator(state: 42)
+        var seeded = SplitMix64(state: 42)
         var delays: Set<Duration> = []
         for _ in 0..<100 {
             var machine = readyMachine(retry: retry)

@@ -1,3 +1,4 @@
+import ChannelsRedisTestSupport
 import Foundation
 import Testing
 
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test func indexStaysInRange() {
-        var generator = HashTestRandom(seed: 7)
+        var generator = SplitMix64(state: 7)
         for shardCount in [2, 3, 7, 64, 4095, 4096, 4097, 10_000] {
             for _ in 0..<200 {
                 let name = randomName(using: &generator)
@@ -62,7 +63,7 @@ import Testing
 
     /// The sliced fast path against a plain bit-at-a-time CRC, for every length around the 8-byte stride.
     @Test func crc32FastPathMatchesBitwiseReference() {
-        var generator = HashTestRandom(seed: 42)
+        var generator = SplitMix64(state: 42)
         for length in 0..<80 {
             let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             #expect(CRC32.checksum(bytes) == bitwiseCRC32(bytes), "length \(length)")
@@ -81,15 +82,15 @@ import Testing
     /// Cross-check against channels_redis's own `_consistent_hash` (and `binascii.crc32`) in the project's venv: one
     /// name for every one of the 4096 buckets, plus random names with non-ASCII text, over ring sizes 1–200. Fails, not
     /// skips, when the venv is missing.
-    @Test func agreesWithPythonChannelsRedis() throws {
+    @Test func agreesWithPythonChannelsRedis() async throws {
         let maxRing = 200
         var names = Self.namesCoveringEveryBucket()
         names += ["key_one", "key_two", "", "asgi__group__chat_lobby", "asgispecific.3f2a9c7e5b1d4e8f9a0b1c2d3e4f5a6b"]
-        var generator = HashTestRandom(seed: 2024)
+        var generator = SplitMix64(state: 2024)
         for _ in 0..<1000 {
             names.append(randomName(using: &generator))
         }
-        let output = try runHashPeer(names: names, maxRing: maxRing)
+        let output = try await runHashPeer(names: names, maxRing: maxRing)
         let lines = output.split(separator: "\n")
         try #require(lines.count == names.count)
         var mismatches: [String] = []
@@ -126,7 +127,7 @@ import Testing
 
 /// Mixed-script names: ASCII name characters, Latin-1, Cyrillic, CJK, emoji, combining marks and control-free
 /// punctuation, 0–40 characters long.
-private func randomName(using generator: inout HashTestRandom) -> String {
+private func randomName(using generator: inout SplitMix64) -> String {
     let pools: [[Unicode.Scalar]] = [
         Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!".unicodeScalars),
         Array("éèüßøñÅÆ€£¥©".unicodeScalars),
@@ -157,28 +158,10 @@ private func bitwiseCRC32(_ bytes: [UInt8]) -> UInt32 {
     return ~crc
 }
 
-/// A small deterministic generator so that generated test data is the same on every run.
-private struct HashTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Runs `Python/consistent_hash.py` through ``PythonPeer`` (the project's venv; missing, it fails the test) and
+/// Runs `Tests/Python/consistent_hash.py` through ``PythonPeer`` (the project's venv; missing, it fails the test) and
 /// returns its standard output.
-private func runHashPeer(names: [String], maxRing: Int) throws -> String {
-    let input = FileManager.default.temporaryDirectory.appendingPathComponent("consistent-hash-\(UUID().uuidString).json")
-    try JSONSerialization.data(withJSONObject: names).write(to: input)
-    defer { try? FileManager.default.removeItem(at: input) }
-    let output = try PythonPeer.run(script: "consistent_hash.py", arguments: [input.path, "\(maxRing)"])
-    guard output.status == 0 else {
-        throw PythonPeer.Failure(description: "consistent_hash.py exited with \(output.status): \(output.stderr)")
-    }
-    return output.stdout
+private func runHashPeer(names: [String], maxRing: Int) async throws -> String {
+    let input = try TemporaryFile("consistent-hash", suffix: ".json", contents: JSONSerialization.data(withJSONObject: names))
+    defer { input.remove() }
+    return try await PythonPeer.output(script: "consistent_hash.py", arguments: [input.path, "\(maxRing)"])
 }

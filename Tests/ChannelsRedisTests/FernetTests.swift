@@ -1,3 +1,4 @@
+import ChannelsRedisTestSupport
 import Foundation
 import Testing
 
@@ -200,15 +201,15 @@ import Testing
 
     // MARK: Cross-checks with Python channels_redis
 
-    @Test func pythonDerivesTheSameKeys() throws {
+    @Test func pythonDerivesTheSameKeys() async throws {
         let keys = ["a-test-key", "", "ключ 🔑", "with spaces and = signs"]
-        let results = try fernetPeer(keys.map { ["op": "fernet_key", "key": $0] })
+        let results = try await fernetPeer(keys.map { ["op": "fernet_key", "key": $0] })
         for (key, result) in zip(keys, results) {
             #expect(result as? String == Fernet.fernetKey(for: key), "\(key.debugDescription)")
         }
     }
 
-    @Test func pythonMakesTheSameTokenFromTheSameIVAndTime() throws {
+    @Test func pythonMakesTheSameTokenFromTheSameIVAndTime() async throws {
         let keys = ["swift-key", "ignored-second-key"]
         let fernet = try Fernet(keys: keys)
         let cases: [(plaintext: [UInt8], iv: [UInt8], timestamp: UInt64)] = [
@@ -219,29 +220,29 @@ import Testing
         let requests: [[String: Any]] = cases.map {
             ["op": "encrypt_at", "keys": keys, "plaintext": base64($0.plaintext), "iv": base64($0.iv), "timestamp": $0.timestamp]
         }
-        let results = try fernetPeer(requests)
+        let results = try await fernetPeer(requests)
         for (testCase, result) in zip(cases, results) {
             let swift = try fernet.encrypt(testCase.plaintext, iv: testCase.iv, timestamp: testCase.timestamp)
             #expect(result as? String == String(decoding: swift, as: UTF8.self))
         }
     }
 
-    @Test func pythonDecryptsSwiftTokens() throws {
+    @Test func pythonDecryptsSwiftTokens() async throws {
         let keys = ["first", "second"]
         let fernet = try Fernet(keys: keys)
         let plaintexts = samplePlaintexts()
         let tokens = try plaintexts.map { try String(decoding: fernet.encrypt($0), as: UTF8.self) }
-        let results = try fernetPeer(tokens.map { ["op": "decrypt", "keys": keys, "token": $0] })
+        let results = try await fernetPeer(tokens.map { ["op": "decrypt", "keys": keys, "token": $0] })
         for (plaintext, result) in zip(plaintexts, results) {
             #expect(plaintextOf(result) == plaintext)
         }
     }
 
-    @Test func swiftDecryptsPythonTokens() throws {
+    @Test func swiftDecryptsPythonTokens() async throws {
         let keys = ["first", "second"]
         let fernet = try Fernet(keys: keys)
         let plaintexts = samplePlaintexts()
-        let results = try fernetPeer(plaintexts.map { ["op": "encrypt", "keys": keys, "plaintext": base64($0)] })
+        let results = try await fernetPeer(plaintexts.map { ["op": "encrypt", "keys": keys, "plaintext": base64($0)] })
         for (plaintext, result) in zip(plaintexts, results) {
             let token = try #require(result as? String)
             #expect(try fernet.decrypt(Array(token.utf8)) == plaintext)
@@ -250,15 +251,17 @@ import Testing
 
     /// Python encrypts with `[a, b]` (so with `a`); Swift decrypts with `[b, a]` and `[a]`, and `[b]` alone must fail.
     /// The other way round too.
-    @Test func keyRotationWorksAcrossLanguages() throws {
+    @Test func keyRotationWorksAcrossLanguages() async throws {
         let plaintext = Array("rotate me".utf8)
-        let fromPython = try #require(try fernetPeer([["op": "encrypt", "keys": ["a", "b"], "plaintext": base64(plaintext)]]).first as? String)
+        let fromPython = try #require(
+            try await fernetPeer([["op": "encrypt", "keys": ["a", "b"], "plaintext": base64(plaintext)]]).first as? String
+        )
         #expect(try Fernet(keys: ["b", "a"]).decrypt(Array(fromPython.utf8)) == plaintext)
         #expect(try Fernet(keys: ["a"]).decrypt(Array(fromPython.utf8)) == plaintext)
         expectDecodingFailure(Self.verifyFailure) { try Fernet(keys: ["b"]).decrypt(Array(fromPython.utf8)) }
 
         let fromSwift = String(decoding: try Fernet(keys: ["a", "b"]).encrypt(plaintext), as: UTF8.self)
-        let results = try fernetPeer([
+        let results = try await fernetPeer([
             ["op": "decrypt", "keys": ["b", "a"], "token": fromSwift],
             ["op": "decrypt", "keys": ["a"], "token": fromSwift],
             ["op": "decrypt", "keys": ["b"], "token": fromSwift],
@@ -268,19 +271,19 @@ import Testing
         #expect(isInvalidToken(results[2]))
     }
 
-    @Test func tamperedTokensAreRejectedByBoth() throws {
+    @Test func tamperedTokensAreRejectedByBoth() async throws {
         let keys = ["tamper"]
         let fernet = try Fernet(keys: keys)
         var swiftToken = try fernet.encrypt(Array("original".utf8))
         // Flip a bit in the middle of the ciphertext, keeping the base64 valid (the character stays URL-safe).
         swiftToken[60] = swiftToken[60] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let fromPython = try #require(
-            try fernetPeer([["op": "encrypt", "keys": keys, "plaintext": base64(Array("original".utf8))]]).first as? String
+            try await fernetPeer([["op": "encrypt", "keys": keys, "plaintext": base64(Array("original".utf8))]]).first as? String
         )
         var pythonToken = Array(fromPython.utf8)
         pythonToken[60] = pythonToken[60] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
 
-        let results = try fernetPeer([
+        let results = try await fernetPeer([
             ["op": "decrypt", "keys": keys, "token": String(decoding: swiftToken, as: UTF8.self)],
             ["op": "decrypt", "keys": keys, "token": String(decoding: pythonToken, as: UTF8.self)],
         ])
@@ -292,13 +295,13 @@ import Testing
 
     /// Through `RedisPubSubChannelLayer.serialize`/`deserialize` themselves: msgpack inside Fernet, and a token stamped
     /// 1970 is still accepted, which shows the pubsub layer decrypts with no TTL.
-    @Test func pubsubLayerReadsSwiftTokensAndViceVersa() throws {
+    @Test func pubsubLayerReadsSwiftTokensAndViceVersa() async throws {
         let keys = ["layer-key"]
         let fernet = try Fernet(keys: keys)
         // msgpack of {"a": True, "b": None, "c": {"d": []}}
         let golden: [UInt8] = [0x83, 0xA1, 0x61, 0xC3, 0xA1, 0x62, 0xC0, 0xA1, 0x63, 0x81, 0xA1, 0x64, 0x90]
         let ancient = String(decoding: try fernet.encrypt(golden, iv: Array(repeating: 3, count: 16), timestamp: 0), as: UTF8.self)
-        let results = try fernetPeer([
+        let results = try await fernetPeer([
             ["op": "layer_deserialize", "keys": keys, "token": ancient],
             // As JSON text, so that the key order (and so the msgpack bytes) survives the trip.
             ["op": "layer_serialize", "keys": keys, "message_json": #"{"a": true, "b": null, "c": {"d": []}}"#],
@@ -378,17 +381,13 @@ private func isInvalidToken(_ result: Any) -> Bool {
     (result as? [String: Any])?["error"] as? String == "InvalidToken"
 }
 
-/// Runs `Python/fernet_peer.py` on the requests through ``PythonPeer`` (the project's venv; missing, it fails the test)
-/// and returns its results, in order.
-private func fernetPeer(_ requests: [[String: Any]]) throws -> [Any] {
-    let input = FileManager.default.temporaryDirectory.appendingPathComponent("fernet-peer-\(UUID().uuidString).json")
-    try JSONSerialization.data(withJSONObject: requests).write(to: input)
-    defer { try? FileManager.default.removeItem(at: input) }
-    let output = try PythonPeer.run(script: "fernet_peer.py", arguments: [input.path])
-    guard output.status == 0 else {
-        throw PythonPeer.Failure(description: "fernet_peer.py exited with \(output.status): \(output.stderr)")
-    }
-    let results = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [Any])
+/// Runs `Tests/Python/fernet_peer.py` on the requests through ``PythonPeer`` (the project's venv; missing, it fails the
+/// test) and returns its results, in order.
+private func fernetPeer(_ requests: [[String: Any]]) async throws -> [Any] {
+    let input = try TemporaryFile("fernet-peer", suffix: ".json", contents: JSONSerialization.data(withJSONObject: requests))
+    defer { input.remove() }
+    let output = try await PythonPeer.output(script: "fernet_peer.py", arguments: [input.path])
+    let results = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [Any])
     try #require(results.count == requests.count)
     return results
 }

@@ -1,3 +1,4 @@
+import ChannelsRedisTestSupport
 import Foundation
 import OrderedCollections
 import Testing
@@ -12,7 +13,7 @@ struct PythonCrossCheckTests {
     static let randomCases = 2_000
 
     @Test(.timeLimit(.minutes(5)))
-    func serializersMatchPythonByteForByte() throws {
+    func serializersMatchPythonByteForByte() async throws {
         var generator = CorpusGenerator(seed: Self.seed)
         var corpus = CorpusGenerator.fixedCases
         for _ in 0..<Self.randomCases {
@@ -41,20 +42,22 @@ struct PythonCrossCheckTests {
             }
         }
 
-        let directory = FileManager.default.temporaryDirectory
-        let corpusURL = directory.appendingPathComponent("crosscheck-\(UUID().uuidString).corpus")
-        let outputURL = directory.appendingPathComponent("crosscheck-\(UUID().uuidString).out")
+        let corpusFile = try TemporaryFile("crosscheck", suffix: ".corpus", contents: file)
+        let outputFile = TemporaryFile("crosscheck", suffix: ".out")
         defer {
-            try? FileManager.default.removeItem(at: corpusURL)
-            try? FileManager.default.removeItem(at: outputURL)
+            corpusFile.remove()
+            outputFile.remove()
         }
-        try Data(file).write(to: corpusURL)
 
-        let result = try PythonPeer.run(script: "msgpack_crosscheck.py", arguments: [corpusURL.path, outputURL.path])
+        let result = try await PythonPeer.run(
+            script: "msgpack_crosscheck.py",
+            arguments: [corpusFile.path, outputFile.path],
+            timeout: .seconds(240)
+        )
         try #require(result.status == 0, "Python rejected Swift's bytes:\n\(result.stdout)\(result.stderr)")
 
         // Python's side: its bytes must equal Swift's, and Swift must decode them back to the original.
-        let output = [UInt8](try Data(contentsOf: outputURL))
+        let output = try outputFile.contents()
         var reader = Corpus.Reader(bytes: output)
         #expect(try reader.u32() == corpus.count)
         var mismatches = 0
@@ -64,13 +67,15 @@ struct PythonCrossCheckTests {
             if pythonMsgpack != swiftMsgpack {
                 mismatches += 1
                 Issue.record(
-                    "case \(index): msgpack differs for \(Corpus.short(value))\n python \(Corpus.hex(pythonMsgpack))\n swift  \(Corpus.hex(swiftMsgpack))"
+                    "case \(index): msgpack differs for \(abbreviated(value, limit: 300))\n python \(hexDump(pythonMsgpack, limit: 200))\n swift  \(hexDump(swiftMsgpack, limit: 200))"
                 )
             }
             let decoded = try pythonMsgpack.withUnsafeBytes { try MessagePackSerializer().deserialize($0) }
             if !Corpus.identical(decoded, value) {
                 mismatches += 1
-                Issue.record("case \(index): decoding Python's msgpack gave \(Corpus.short(decoded)), expected \(Corpus.short(value))")
+                Issue.record(
+                    "case \(index): decoding Python's msgpack gave \(abbreviated(decoded, limit: 300)), expected \(abbreviated(value, limit: 300))"
+                )
             }
             let hasJSON = try reader.u8() == 1
             #expect(hasJSON == (swiftJSON[index] != nil), "case \(index): JSON availability differs")
@@ -85,7 +90,9 @@ struct PythonCrossCheckTests {
                 let decodedJSON = try pythonJSON.withUnsafeBytes { try JSONSerializer().deserialize($0) }
                 if !Corpus.identical(decodedJSON, value) {
                     mismatches += 1
-                    Issue.record("case \(index): decoding Python's JSON gave \(Corpus.short(decodedJSON)), expected \(Corpus.short(value))")
+                    Issue.record(
+                        "case \(index): decoding Python's JSON gave \(abbreviated(decodedJSON, limit: 300)), expected \(abbreviated(value, limit: 300))"
+                    )
                 }
             }
             if mismatches > 20 { break }
@@ -97,7 +104,7 @@ struct PythonCrossCheckTests {
     /// `Date` and `Data` through ``ChannelMessageEncoder`` and ``ChannelMessageDecoder``, against Python's
     /// `datetime.fromisoformat`, Django's `DjangoJSONEncoder`, `time.time()` floats and `bytes`, both ways.
     @Test(.timeLimit(.minutes(2)))
-    func codableDatesAndDataMatchPython() throws {
+    func codableDatesAndDataMatchPython() async throws {
         // Swift's side: instants as (Unix seconds, microseconds), each encoded with three strategies.
         var instants: [(seconds: Int64, micros: Int64)] = [
             (0, 0), (0, 500), (0, 999_999), (-1, 500_000), (1_796_153_637, 123_000), (1_796_153_637, 123_456),
@@ -128,16 +135,18 @@ struct PythonCrossCheckTests {
             "payloads_expected": .array(payloads.map { .binary([UInt8]($0)) }),
         ]
 
-        let directory = FileManager.default.temporaryDirectory
-        let messageURL = directory.appendingPathComponent("codable-\(UUID().uuidString).msgpack")
-        let outputURL = directory.appendingPathComponent("codable-\(UUID().uuidString).out")
+        let messageFile = try TemporaryFile("codable", suffix: ".msgpack", contents: try MessagePackSerializer().serialize(swiftMessage))
+        let outputFile = TemporaryFile("codable", suffix: ".out")
         defer {
-            try? FileManager.default.removeItem(at: messageURL)
-            try? FileManager.default.removeItem(at: outputURL)
+            messageFile.remove()
+            outputFile.remove()
         }
-        try Data(try MessagePackSerializer().serialize(swiftMessage)).write(to: messageURL)
 
-        let result = try PythonPeer.run(script: "msgpack_crosscheck.py", arguments: ["codable", messageURL.path, outputURL.path])
+        let result = try await PythonPeer.run(
+            script: "msgpack_crosscheck.py",
+            arguments: ["codable", messageFile.path, outputFile.path],
+            timeout: .seconds(90)
+        )
         try #require(result.status == 0, "Python rejected Swift's dates or Data:\n\(result.stdout)\(result.stderr)")
 
         // Python's side: what a Python peer sends, decoded with the default strategies.
@@ -147,7 +156,7 @@ struct PythonCrossCheckTests {
             var strings: [Date]
             var bytes: [Data]
         }
-        let output = [UInt8](try Data(contentsOf: outputURL))
+        let output = try outputFile.contents()
         let message = try output.withUnsafeBytes { try MessagePackSerializer().deserialize($0) }
         let decoded = try ChannelMessageDecoder().decode(FromPython.self, from: message)
 
@@ -275,32 +284,9 @@ enum Corpus {
             return false
         }
     }
-
-    static func short(_ value: ChannelMessage) -> String {
-        let text = value.description
-        return text.count <= 300 ? text : String(text.prefix(300)) + "… (\(text.count) characters)"
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let shown = bytes.prefix(200).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-        return shown.joined(separator: " ") + (bytes.count > 200 ? " … (\(bytes.count) bytes)" : "")
-    }
 }
 
 // MARK: - Random values
-
-/// SplitMix64: small, fast, and the same sequence on every platform, so a failing case can be reproduced.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 struct CorpusGenerator {
     var random: SplitMix64

@@ -1,6 +1,6 @@
+import ChannelsRedisTestSupport
 import Foundation
 import Logging
-import Synchronization
 import Testing
 
 @testable import ChannelsRedis

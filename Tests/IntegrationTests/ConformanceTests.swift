@@ -49,8 +49,8 @@ private func withLayer<Result>(
         }
     case .inMemory:
         let layer = try InMemoryChannelLayer(configuration: .init(capacity: capacity ?? 10_000))
-        do {
-            let result = try await body(
+        return try await closing(layer) { layer in
+            try await body(
                 LayerUnderTest(
                     kind: kind,
                     layer: layer,
@@ -58,11 +58,6 @@ private func withLayer<Result>(
                     dropped: { layer.statistics.droppedMessages }
                 )
             )
-            await layer.close()
-            return result
-        } catch {
-            await layer.close()
-            throw error
         }
     }
 }

@@ -1,127 +1,7 @@
 import ChannelsRedis
+import ChannelsRedisTestSupport
 import Foundation
-import Synchronization
 import Testing
-
-/// Collects a layer's connection events in the background.
-final class EventRecorder: Sendable {
-    private let events = Locked<[ConnectionEvent]>([])
-    private let task: Task<Void, Never>
-
-    init(_ layer: RedisPubSubChannelLayer) {
-        let stream = layer.connectionEvents()
-        let events = self.events
-        task = Task { for await event in stream { events.withLock { $0.append(event) } } }
-    }
-
-    var disconnects: Int {
-        events.withLock { $0.filter { if case .disconnected = $0 { true } else { false } }.count }
-    }
-
-    var reconnects: Int {
-        events.withLock { $0.filter { if case .reconnected = $0 { true } else { false } }.count }
-    }
-
-    var all: [ConnectionEvent] { events.withLock { $0 } }
-
-    deinit { task.cancel() }
-}
-
-/// A Mutex in a class, so closures can share it.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        try mutex.withLock { value in try body(&value) }
-    }
-}
-
-/// Sockets of this process connected to 127.0.0.1:`port`: every descriptor in /proc/self/fd whose
-/// peer (`getpeername`) is that port. Exact even while other tests run in parallel, because the
-/// port belongs to this test's own server. (/proc/net/tcp would be simpler, but some sandboxes list
-/// only listening sockets there.)
-func socketsConnected(toPort port: Int) throws -> Int {
-    var count = 0
-    for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
-        guard let fd = Int32(entry),
-            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
-            target.hasPrefix("socket:[")
-        else { continue }
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let status = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
-        }
-        guard status == 0, address.sin_family == sa_family_t(AF_INET) else { continue }
-        if Int(UInt16(bigEndian: address.sin_port)) == port { count += 1 }
-    }
-    return count
-}
-
-/// Configuration tuned for fast fault detection in tests.
-func faultConfiguration(_ url: String) -> RedisPubSubChannelLayer.Configuration {
-    var configuration = RedisPubSubChannelLayer.Configuration(hosts: [url])
-    configuration.connectTimeout = .seconds(1)
-    configuration.sendTimeout = .seconds(1)
-    configuration.livenessInterval = .milliseconds(200)
-    configuration.livenessTimeout = .milliseconds(400)
-    configuration.retry = .init(initialBackoff: .milliseconds(20), maximumBackoff: .milliseconds(300))
-    return configuration
-}
-
-/// Consumes a channel in the background for as long as it lives, keeping what arrives.
-final class Collector: Sendable {
-    private let messages = Locked<[ChannelMessage]>([])
-    private let task: Task<Void, Never>
-
-    init(_ layer: RedisPubSubChannelLayer, channel: String) async throws {
-        let sequence = try await layer.messages(from: channel)
-        let messages = self.messages
-        task = Task {
-            do {
-                for try await message in sequence { messages.withLock { $0.append(message) } }
-            } catch {}
-        }
-    }
-
-    var received: [ChannelMessage] { messages.withLock { $0 } }
-
-    func stop() async {
-        task.cancel()
-        await task.value
-    }
-}
-
-/// Sends markers until one arrives at `collector` (messages sent before the resubscription
-/// finished are lost by design: pub/sub is at most once).
-func expectDelivery(_ layer: RedisPubSubChannelLayer, to collector: Collector, channel: String, group: String?) async throws {
-    let marker = "marker-\(UUID().uuidString.prefix(8))"
-    try await eventually(timeout: .seconds(15), pollingEvery: .milliseconds(100)) {
-        if let group {
-            _ = try? await layer.groupSend(["type": "marker", "id": .string(marker)], to: group)
-        } else {
-            _ = try? await layer.send(["type": "marker", "id": .string(marker)], to: channel)
-        }
-        return collector.received.contains { $0["id"]?.stringValue == marker }
-    }
-}
-
-/// A layer with one channel that is in group "room" (unless `group` is nil), a collector consuming
-/// it and a recorder of its connection events: what every fault test starts from.
-struct SubscribedLayer {
-    let layer: RedisPubSubChannelLayer
-    let events: EventRecorder
-    let channel: String
-    let collector: Collector
-
-    init(_ configuration: RedisPubSubChannelLayer.Configuration, group: String? = "room") async throws {
-        layer = try RedisPubSubChannelLayer(configuration: configuration)
-        events = EventRecorder(layer)
-        channel = try await layer.newChannel()
-        if let group { try await layer.groupAdd(group, channel: channel) }
-        collector = try await Collector(layer, channel: channel)
-    }
-}
 
 @Suite("Faults: reconnect, resubscribe, liveness, timeouts, teardown", .timeLimit(.minutes(8)))
 struct FaultTests {
@@ -309,8 +189,8 @@ struct FaultTests {
             try await layer.groupAdd("group\(index)", channel: channel)
             channels.append(channel)
         }
-        var collectors: [Collector] = []
-        for channel in channels { collectors.append(try await Collector(layer, channel: channel)) }
+        var collectors: [MessageCollector] = []
+        for channel in channels { collectors.append(try await MessageCollector(layer, channel: channel)) }
         #expect(try socketsConnected(toPort: server.port) == 2)  // the counter sees the layer's sockets
         for cycle in 1...200 {
             server.kill9()
@@ -337,7 +217,7 @@ struct FaultTests {
         for _ in 0..<10 { created.append(try await layer.newChannel()) }
         let channels = created
         #expect(try socketsConnected(toPort: server.port) == 2)
-        let outcomes = Locked<(returned: Int, threw: Int)>((0, 0))
+        let outcomes = Mutex<(returned: Int, threw: Int)>((0, 0))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<1_000 {
                 group.addTask {

@@ -1,3 +1,4 @@
+import ChannelsRedisTestSupport
 import Foundation
 import Testing
 
@@ -320,31 +321,35 @@ struct FixtureTests {
     // MARK: - PythonPeer
 
     @Test func pythonPeerRunsChannelsRedis() async throws {
-        let script = try temporaryScript(
-            """
-            import importlib.metadata, sys
-            import channels_redis.pubsub
-            print(importlib.metadata.version("channels-redis"), sys.argv[1])
-            """
+        let script = try TemporaryFile(
+            "fixture",
+            suffix: ".py",
+            contents: """
+                import importlib.metadata, sys
+                import channels_redis.pubsub
+                print(importlib.metadata.version("channels-redis"), sys.argv[1])
+                """.utf8
         )
-        defer { try? FileManager.default.removeItem(atPath: script) }
-        let result = try await PythonPeer.run(script: script, arguments: ["argument"], timeout: .seconds(60))
+        defer { script.remove() }
+        let result = try await PythonPeer.run(script: script.path, arguments: ["argument"], timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "4.3.0 argument\n")
     }
 
     @Test func pythonPeerExchangesLines() async throws {
-        let script = try temporaryScript(
-            """
-            import sys
-            print("ready")
-            for line in sys.stdin:
-                print(line.strip().upper())
-            print("bye", file=sys.stderr)
-            """
+        let script = try TemporaryFile(
+            "fixture",
+            suffix: ".py",
+            contents: """
+                import sys
+                print("ready")
+                for line in sys.stdin:
+                    print(line.strip().upper())
+                print("bye", file=sys.stderr)
+                """.utf8
         )
-        defer { try? FileManager.default.removeItem(atPath: script) }
-        let peer = try PythonPeer.start(script: script)
+        defer { script.remove() }
+        let peer = try PythonPeer.start(script: script.path)
         defer { peer.terminate() }
 
         #expect(try await peer.readLine() == "ready")
@@ -363,9 +368,9 @@ struct FixtureTests {
     }
 
     @Test func terminatedPythonPeerIsReaped() async throws {
-        let script = try temporaryScript("import time\nprint('sleeping')\ntime.sleep(600)\n")
-        defer { try? FileManager.default.removeItem(atPath: script) }
-        let peer = try PythonPeer.start(script: script)
+        let script = try TemporaryFile("fixture", suffix: ".py", contents: "import time\nprint('sleeping')\ntime.sleep(600)\n".utf8)
+        defer { script.remove() }
+        let peer = try PythonPeer.start(script: script.path)
         #expect(try await peer.readLine() == "sleeping")
         let pid = peer.pid
         #expect(peer.terminate() == .signaled(SIGTERM))
@@ -390,11 +395,4 @@ private func exchangePing(_ fd: Int32) throws -> Bool {
         received += chunk.prefix(count)
     }
     return received == Array("+PONG\r\n".utf8)
-}
-
-/// Writes `source` to a new temporary file and returns its path.
-private func temporaryScript(_ source: String) throws -> String {
-    let path = NSTemporaryDirectory() + "/fixture-\(UUID().uuidString).py"
-    try source.write(toFile: path, atomically: true, encoding: .utf8)
-    return path
 }

@@ -1,11 +1,11 @@
+import ChannelsRedisTestSupport
 import Foundation
 import Logging
 import Metrics
 import MetricsTestKit
 import ServiceLifecycle
-import UnixSignals
-import Synchronization
 import Testing
+import UnixSignals
 
 @testable import ChannelsRedis
 

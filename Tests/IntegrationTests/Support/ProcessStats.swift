@@ -1,3 +1,5 @@
+import ChannelsRedisTestSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,5 +1,5 @@
+import ChannelsRedisTestSupport
 import Logging
-import Synchronization
 
 /// A swift-log handler that keeps every record, for tests that check what the layer logs.
 struct RecordingLogHandler: LogHandler {

@@ -1,5 +1,5 @@
+import ChannelsRedisTestSupport
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc

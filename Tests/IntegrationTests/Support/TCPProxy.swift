@@ -1,6 +1,6 @@
+import ChannelsRedisTestSupport
 import Dispatch
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc

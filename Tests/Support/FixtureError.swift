@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-/// An error from the integration-test fixtures, with a message that says what went wrong and, where it can, what to do.
+/// An error from the test fixtures, with a message that says what went wrong and, where it can, what to do.
 ///
 /// Tests that expect a failure match on ``kind``:
 /// ```swift
@@ -11,8 +11,8 @@
 /// }
 /// #expect(error.kind == .timedOut)
 /// ```
-struct FixtureError: Error, CustomStringConvertible {
-    enum Kind: Sendable, Equatable {
+package struct FixtureError: Error, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable {
         /// Nothing answered before the deadline.
         case timedOut
         /// The peer refused the TCP connection (nothing listens on the port).
@@ -29,25 +29,27 @@ struct FixtureError: Error, CustomStringConvertible {
         case addressInUse
         /// A process could not be started or died before it was ready.
         case startFailed
+        /// A process the tests ran to its end exited with a failure status.
+        case failed
         /// A system call failed.
         case systemCall
     }
 
-    var kind: Kind
-    var message: String
+    package var kind: Kind
+    package var message: String
     /// The `errno` of the failed system call, when there was one.
-    var errorNumber: Int32?
+    package var errorNumber: Int32?
 
-    init(_ kind: Kind, _ message: String, errorNumber: Int32? = nil) {
+    package init(_ kind: Kind, _ message: String, errorNumber: Int32? = nil) {
         self.kind = kind
         self.message = message
         self.errorNumber = errorNumber
     }
 
     /// An error for a failed system call, naming it and `errno`.
-    static func systemCall(_ call: String, errorNumber: Int32 = errno) -> FixtureError {
+    package static func systemCall(_ call: String, errorNumber: Int32 = errno) -> FixtureError {
         FixtureError(.systemCall, "\(call) failed: \(String(cString: strerror(errorNumber))) (errno \(errorNumber))", errorNumber: errorNumber)
     }
 
-    var description: String { message }
+    package var description: String { message }
 }

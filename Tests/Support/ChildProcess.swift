@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,16 +17,16 @@ import Synchronization
 ///
 /// `Sendable`: `pid` never changes, and the exit status lives in a `Mutex`; the pid is signalled and reaped only while that
 /// lock is held, so a signal can never reach a pid the kernel has recycled.
-final class ChildProcess: Sendable {
+package final class ChildProcess: Sendable {
     /// How a child ended.
-    enum Termination: Sendable, Equatable, CustomStringConvertible {
+    package enum Termination: Sendable, Equatable, CustomStringConvertible {
         case exited(Int32)
         case signaled(Int32)
         /// `waitpid` said there was no such child: someone else reaped it.
         case unknown
 
         /// The shell's convention: the exit code, or 128 + the signal number.
-        var shellStatus: Int32 {
+        package var shellStatus: Int32 {
             switch self {
             case .exited(let code): code
             case .signaled(let signal): 128 + signal
@@ -35,7 +34,7 @@ final class ChildProcess: Sendable {
             }
         }
 
-        var description: String {
+        package var description: String {
             switch self {
             case .exited(let code): "exited with status \(code)"
             case .signaled(let signal): "killed by signal \(signal)"
@@ -45,7 +44,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Where one of the child's standard descriptors goes.
-    enum Redirection: Sendable {
+    package enum Redirection: Sendable {
         /// `/dev/null`.
         case null
         /// A file opened for appending (created if missing).
@@ -54,8 +53,8 @@ final class ChildProcess: Sendable {
         case descriptor(Int32)
     }
 
-    let pid: Int32
-    let executable: String
+    package let pid: Int32
+    package let executable: String
     private let termination = Mutex<Termination?>(nil)
 
     private init(pid: Int32, executable: String) {
@@ -74,7 +73,7 @@ final class ChildProcess: Sendable {
     /// - Parameters:
     ///   - environment: the child's whole environment; `nil` passes ours on.
     /// - Throws: ``FixtureError`` `.startFailed` when `posix_spawn` fails.
-    static func spawn(
+    package static func spawn(
         executable: String,
         arguments: [String],
         environment: [String: String]? = nil,
@@ -97,7 +96,7 @@ final class ChildProcess: Sendable {
     }
 
     /// The first executable file named `name` in `$PATH` or `extraDirectories`.
-    static func locate(_ name: String, extraDirectories: [String] = []) -> String? {
+    package static func locate(_ name: String, extraDirectories: [String] = []) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let directories = path.split(separator: ":").map(String.init) + extraDirectories
         for directory in directories where !directory.isEmpty {
@@ -110,7 +109,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Sends `signal` unless the child has been reaped.
-    func send(_ signal: Int32) {
+    package func send(_ signal: Int32) {
         termination.withLock { termination in
             if termination == nil {
                 _ = Glibc.kill(pid, signal)
@@ -120,7 +119,7 @@ final class ChildProcess: Sendable {
 
     /// How the child ended, reaping it if it has just exited; `nil` while it runs. Never blocks.
     @discardableResult
-    func reapIfExited() -> Termination? {
+    package func reapIfExited() -> Termination? {
         termination.withLock { termination in
             if let termination {
                 return termination
@@ -136,18 +135,18 @@ final class ChildProcess: Sendable {
         }
     }
 
-    var isRunning: Bool { reapIfExited() == nil }
+    package var isRunning: Bool { reapIfExited() == nil }
 
     /// SIGKILL, then reaps the child; returns how it ended. Blocks only the few milliseconds the kernel takes.
     @discardableResult
-    func kill() -> Termination {
+    package func kill() -> Termination {
         send(SIGKILL)
         return waitBlocking(for: .seconds(30)) ?? .unknown
     }
 
     /// SIGTERM (and SIGCONT, in case it is stopped), then SIGKILL if it has not exited after `gracePeriod`; reaps it.
     @discardableResult
-    func terminate(gracePeriod: Duration = .seconds(3)) -> Termination {
+    package func terminate(gracePeriod: Duration = .seconds(3)) -> Termination {
         send(SIGTERM)
         send(SIGCONT)
         if let termination = waitBlocking(for: gracePeriod) {
@@ -159,7 +158,7 @@ final class ChildProcess: Sendable {
     /// Waits for the child to exit, polling; `nil` if it still runs after `timeout`.
     ///
     /// - Throws: `CancellationError` when the task is cancelled.
-    func waitForExit(timeout: Duration) async throws -> Termination? {
+    package func waitForExit(timeout: Duration) async throws -> Termination? {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let termination = reapIfExited() {
@@ -169,6 +168,26 @@ final class ChildProcess: Sendable {
                 return nil
             }
             try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Two connected, close-on-exec Unix stream sockets, `[ours, the child's]`, for one of a child's standard streams.
+    ///
+    /// Socket pairs rather than pipes: close-on-exec from the start (Swift's Glibc module has no `pipe2`), and the child's
+    /// stdin can be written with `MSG_NOSIGNAL` (``ChildInput``), so a child that died fails the write instead of raising
+    /// SIGPIPE in the test process.
+    package static func socketPair() throws -> [Int32] {
+        var pair: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw FixtureError.systemCall("socketpair")
+        }
+        return pair
+    }
+
+    /// Closes each of `descriptors`.
+    package static func closeAll(_ descriptors: [Int32]) {
+        for fd in descriptors {
+            close(fd)
         }
     }
 
