@@ -133,6 +133,8 @@ def fmt(v, kind):
         return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
     if kind == "seconds":
         return f"{v:,.2f}"
+    if kind == "cpu":
+        return f"{v:,.3f}" if v < 10 else f"{v:,.1f}"
     if kind == "bytes":
         return f"{v:,.0f}"
     return f"{v:g}"
@@ -160,21 +162,37 @@ def rows_for(results):
     poll = polls[0] if polls else None
     polled = f"Swift: busyPoll {poll} µs" if poll else ""
 
+    # The main throughput rows: 8 Swift senders, 1,000 C PUBLISHes in flight (the awaited-send
+    # rows below run other concurrencies of the same workload).
     tp = same("throughput", "msgs_per_sec")
-    tp["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1, "busy_poll_us": 0})
+    tp["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": 0})
+    tp["c-hiredis"] = ("throughput", "msgs_per_sec", {"window": 1000})
     tp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
     rows.append(("throughput, msgs/s received (many senders, one send each)", "↑", "rate", tp))
     if poll:
         tq = dict(tp)
-        tq["swift"] = ("throughput", "msgs_per_sec", {"send_batch": 1, "busy_poll_us": poll})
+        tq["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": poll})
         rows.append((f"throughput, msgs/s received (many senders, one send each; {polled})", "↑", "rate", tq))
     batches = sorted({r["send_batch"] for r in results
                       if r.get("workload") == "throughput" and is_number(r.get("send_batch")) and r["send_batch"] > 1})
     for batch in batches:
         tb = same("throughput", "msgs_per_sec")
         tb["swift"] = ("throughput", "msgs_per_sec", {"send_batch": batch})
+        tb["c-hiredis"] = ("throughput", "msgs_per_sec", {"window": 1000})
         tb["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
         rows.append((f"throughput, msgs/s received (Swift: send(contentsOf:) of {batch}; C pipelined)", "↑", "rate", tb))
+    # Awaited sends: S tasks each awaiting its send() against C keeping S PUBLISHes in flight
+    # (one new one per reply): the same work in flight on both sides. With CPU per message.
+    windows = sorted({r["window"] for r in results if r.get("impl") == "c-hiredis" and r.get("workload") == "throughput"
+                      and is_number(r.get("window")) and r["window"] != 1000})
+    for w in windows:
+        for field, kind, what in (("msgs_per_sec", "rate", "msgs/s received"), ("cpu_us_per_msg", "cpu", "CPU µs per message")):
+            aw = same("throughput", field)
+            aw["swift"] = ("throughput", field, {"senders": w, "send_batch": 1, "busy_poll_us": 0})
+            aw["c-hiredis"] = ("throughput", field, {"window": w})
+            del aw["channels_redis"]  # no such run of channels_redis
+            tasks = "1 task awaiting each send" if w == 1 else f"{w} tasks awaiting each send"
+            rows.append((f"{tasks} (C: window of {w}), {what}", "↓" if kind == "cpu" else "↑", kind, aw))
     pp = same("pingpong", "msgs_per_sec")
     pp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
     rows.append(("ping-pong, msgs/s (one sender, wait for each)", "↑", "rate", pp))
@@ -189,6 +207,7 @@ def rows_for(results):
             pq["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
             where = "; task on layer.taskExecutor" if loop else ""
             rows.append((f"ping-pong, msgs/s ({polled}{where})", "↑", "rate", pq))
+    rows.append(("ping-pong, CPU µs per message (one sender, wait for each)", "↓", "cpu", same("pingpong", "cpu_us_per_msg")))
     rates = sorted({r["rate"] for r in results if r.get("workload") == "latency" and is_number(r.get("rate"))})
     for rate in rates:
         for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
@@ -208,6 +227,8 @@ def rows_for(results):
     for k in sorted({r["members"] for r in results if r.get("workload") == "fanout" and is_number(r.get("members"))}):
         rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate",
                      same("fanout", "deliveries_per_sec", members=k)))
+        rows.append((f"group fanout to {k:,} local channels, CPU µs per group send", "↓", "cpu",
+                     same("fanout", "cpu_us_per_msg", members=k)))
         if poll:
             rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate",
                          same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)))
@@ -218,6 +239,9 @@ def rows_for(results):
     for k in sorted({r["channels"] for r in results if r.get("workload") == "memory" and is_number(r.get("channels"))}):
         rows.append((f"memory per idle channel ({k:,} channels), bytes", "↓", "bytes",
                      same("memory", "bytes_per_channel", channels=k)))
+        if any(r.get("workload") == "memory" and r.get("channels") == k and is_number(r.get("idle_cpu_percent")) for r in results):
+            rows.append((f"idle layer with {k:,} channels (liveness probes on), CPU % of one core", "↓", "cpu",
+                         same("memory", "idle_cpu_percent", channels=k)))
         if any(r.get("workload") == "memory" and r.get("channels") == k and is_number(r.get("resubscribe_seconds")) for r in results):
             rows.append((f"resubscribe all {k:,} channels after their connection is killed, s", "↓", "seconds",
                          same("memory", "resubscribe_seconds", channels=k)))

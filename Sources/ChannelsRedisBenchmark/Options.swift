@@ -5,6 +5,7 @@ let usageText = """
                --workload throughput|pingpong|latency|fanout|scale|memory
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
+               [--idle-seconds S]
                [--busy-poll-us U]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
@@ -22,6 +23,8 @@ let usageText = """
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
                          every channel ("resubscribe_seconds", includes the reconnect backoff)
+      --idle-seconds S   memory: then leave the layer idle (its channels subscribed, liveness probes
+                         on) for S seconds and report the CPU it used, "idle_cpu_percent" of one core
       --stamp send       latency: stamp each message in its task just before layer.send()
                          starts (default); "spawn": on the pacer thread before the task is
                          created, so the hop onto the cooperative pool counts as latency
@@ -49,6 +52,7 @@ struct Options: Sendable {
     var onLoop = false
     var busyPollMicroseconds = 0
     var resubscribe = false
+    var idleSeconds = 0.0
     var stampAtSpawn = false
     var timeout = 120.0
     var dumpPayload = false
@@ -114,6 +118,7 @@ struct Options: Sendable {
             case "--busy-poll-us":
                 busyPollMicroseconds = try integer(flag, minimum: 0)
                 guard busyPollMicroseconds <= 1_000_000 else { throw Invalid(message: "--busy-poll-us: at most 1000000 (one second)") }
+            case "--idle-seconds": idleSeconds = try positive(flag)
             case "--timeout": timeout = try positive(flag)
             default: throw Invalid(message: "unknown argument \(flag)")
             }

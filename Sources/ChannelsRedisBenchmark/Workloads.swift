@@ -251,6 +251,7 @@ func throughput(_ bench: Bench, extraChannels: Int, into json: inout JSONLine) a
         throw BenchError("the channel ended after \(received) of \(count) messages")
     }
     let message = Payload.message()
+    let cpuStart = processCPUNs()
     let start = nowNs()
     try await withThrowingTaskGroup(of: Void.self) { group in
         let sendBatch = bench.options.sendBatch
@@ -277,12 +278,14 @@ func throughput(_ bench: Bench, extraChannels: Int, into json: inout JSONLine) a
         try await group.waitForAll()
     }
     let end = try await consumer.value
+    let cpu = processCPUNs() - cpuStart
     let seconds = max(Double(end - start) / 1e9, 1e-9)
     json.add("count", count)
     json.add("senders", senders)
     json.add("send_batch", bench.options.sendBatch)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
+    json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(count), digits: 3)
 }
 
 // MARK: - pingpong
@@ -298,6 +301,7 @@ func pingpong(_ bench: Bench, into json: inout JSONLine) async throws {
     let message = Payload.message()
     var rtts: [UInt64] = []
     rtts.reserveCapacity(count)
+    let cpuStart = processCPUNs()
     let start = nowNs()
     for index in 0..<count {
         let sent = nowNs()
@@ -307,10 +311,12 @@ func pingpong(_ bench: Bench, into json: inout JSONLine) async throws {
         bench.progress.received.store(index + 1, ordering: .relaxed)
     }
     let seconds = max(Double(nowNs() - start) / 1e9, 1e-9)
+    let cpu = processCPUNs() - cpuStart
     rtts.sort()
     json.add("count", count)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
+    json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(count), digits: 3)
     json.add("rtt_p50_us", percentileUs(rtts, 50), digits: 1)
     json.add("rtt_p99_us", percentileUs(rtts, 99), digits: 1)
 }
@@ -485,6 +491,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     if let error = consumerError.first { throw BenchError(error) }
 
     progress.enter("fanout")
+    let cpuStart = processCPUNs()
     let start = nowNs()
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         for share in split(count, into: senders) {
@@ -497,6 +504,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     }
     await finished.done.wait()
     if let error = consumerError.first { throw BenchError(error) }
+    let cpu = processCPUNs() - cpuStart
     let seconds = max(Double(finished.finishedAt - start) / 1e9, 1e-9)
     let deliveries = delivered.value
     json.add("members", memberCount)
@@ -506,6 +514,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
     json.add("deliveries_per_sec", Double(deliveries) / seconds, digits: 1)
+    json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(max(count, 1)), digits: 3)
 }
 
 // MARK: - memory
@@ -530,6 +539,17 @@ func memory(_ bench: Bench, into json: inout JSONLine) async throws {
     json.add("rss_after_bytes", after)
     json.add("bytes_per_channel", Double(after - before) / Double(channels), digits: 1)
     json.add("subscribe_seconds", subscribeSeconds, digits: 4)
+
+    if options.idleSeconds > 0 {
+        // What an idle layer costs: its loop thread, timers and liveness probes, nothing sent.
+        bench.progress.enter("memory: idle for \(options.idleSeconds) s")
+        let cpuStart = processCPUNs()
+        let idleStart = nowNs()
+        try await Task.sleep(for: .milliseconds(Int(options.idleSeconds * 1000)))
+        let wall = Double(nowNs() - idleStart)
+        json.add("idle_seconds", wall / 1e9, digits: 3)
+        json.add("idle_cpu_percent", Double(processCPUNs() - cpuStart) / wall * 100, digits: 4)
+    }
 
     guard options.resubscribe else { return }
     // Kill the subscriber connection (not the server, which the runner owns) and time until the

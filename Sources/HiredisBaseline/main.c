@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
@@ -93,6 +94,14 @@ static int payload_parse(const char *data, size_t len, uint64_t *ts) {
     return 0;
 }
 
+/* CPU time (user + system) of the process so far, ns: "cpu_us_per_msg". */
+static uint64_t cpu_ns(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return ((uint64_t)usage.ru_utime.tv_sec + (uint64_t)usage.ru_stime.tv_sec) * 1000000000ull
+        + ((uint64_t)usage.ru_utime.tv_usec + (uint64_t)usage.ru_stime.tv_usec) * 1000ull;
+}
+
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -142,6 +151,7 @@ struct bench {
 
     uint64_t sent, acked, in_flight, received, foreign;
     uint64_t start_ns, end_ns;
+    uint64_t start_cpu_ns, end_cpu_ns;
 
     /* latency / pingpong samples, nanoseconds */
     uint64_t *samples;
@@ -172,6 +182,7 @@ static void finish(void) {
     if (!B.done) {
         B.done = 1;
         B.end_ns = now_ns();
+        B.end_cpu_ns = cpu_ns();
     }
     event_base_loopbreak(B.base);
 }
@@ -263,6 +274,7 @@ static void start_workload(void) {
     B.sent = 0; /* forget the warm-up message */
     B.received = 0;
     B.start_ns = now_ns();
+    B.start_cpu_ns = cpu_ns();
     switch (B.workload) {
     case W_THROUGHPUT:
     case W_FANOUT:
@@ -458,6 +470,7 @@ static void print_result(void) {
     }
     double secs = (double)(B.end_ns - B.start_ns) / 1e9;
     if (secs <= 0) secs = 1e-9;
+    double cpu_us_per_msg = (double)(B.end_cpu_ns - B.start_cpu_ns) / 1e3 / (double)(B.count ? B.count : 1);
     printf("{\"impl\":\"c-hiredis\",\"workload\":\"%s\",\"ok\":true", w);
     switch (B.workload) {
     case W_THROUGHPUT:
@@ -467,12 +480,14 @@ static void print_result(void) {
             printf(",\"extra_channels\":%" PRIu64 ",\"subscribe_seconds\":%.4f", B.extra_channels,
                    (double)(B.sub_end_ns - B.sub_start_ns) / 1e9);
         printf(",\"seconds\":%.4f,\"msgs_per_sec\":%.1f", secs, (double)B.count / secs);
+        printf(",\"cpu_us_per_msg\":%.3f", cpu_us_per_msg);
         break;
     case W_PINGPONG:
         qsort(B.samples, B.nsamples, sizeof *B.samples, cmp_u64);
         printf(",\"count\":%" PRIu64 ",\"seconds\":%.4f,\"msgs_per_sec\":%.1f,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f",
                B.count, secs, (double)B.count / secs, pct_us(B.samples, B.nsamples, 50),
                pct_us(B.samples, B.nsamples, 99));
+        printf(",\"cpu_us_per_msg\":%.3f", cpu_us_per_msg);
         break;
     case W_LATENCY: {
         qsort(B.samples, B.nsamples, sizeof *B.samples, cmp_u64);
@@ -494,6 +509,7 @@ static void print_result(void) {
         printf(",\"members\":%" PRIu64 ",\"count\":%" PRIu64 ",\"deliveries\":%" PRIu64
                ",\"seconds\":%.4f,\"msgs_per_sec\":%.1f,\"deliveries_per_sec\":%.1f",
                B.members, B.count, deliveries, secs, (double)B.count / secs, (double)deliveries / secs);
+        printf(",\"cpu_us_per_msg\":%.3f", cpu_us_per_msg);
         break;
     }
     }
