@@ -221,11 +221,14 @@ final class ChannelMailbox: @unchecked Sendable {
 
     /// The next message, or why there is none: finished, the task was cancelled, or `timeout`
     /// (if any) passed. Bytes that do not decode are skipped (logged and counted by `decode`).
+    /// The timeout covers the whole call: bytes skipped because they do not decode do not restart it.
     nonisolated(nonsending) func next(timeout: Duration? = nil) async -> Wait {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
             let entry: Entry
-            if let timeout {
-                guard let taken = await nextEntry(timeout: timeout) else { return endOfWait(timedOut: true) }
+            if let deadline {
+                let left = max(ContinuousClock.now.duration(to: deadline), .zero)
+                guard let taken = await nextEntry(timeout: left) else { return endOfWait(timedOut: true) }
                 entry = taken
             } else {
                 guard let taken = await nextEntry() else { return endOfWait(timedOut: false) }
@@ -328,7 +331,7 @@ final class ChannelMailbox: @unchecked Sendable {
                     taken &+= 1
                     pthread_mutex_unlock(mutex)
                     continuation.resume(returning: message)
-                } else if finished != nil || cancelledWaiters.remove(id) != nil {
+                } else if finished != nil || (!cancelledWaiters.isEmpty && cancelledWaiters.remove(id) != nil) {
                     pthread_mutex_unlock(mutex)
                     continuation.resume(returning: nil)
                 } else {

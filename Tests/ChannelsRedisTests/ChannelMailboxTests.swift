@@ -11,8 +11,39 @@ struct ChannelMailboxTests {
         func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? { .string(String(decoding: bytes, as: UTF8.self)) }
     }
 
+    /// Decodes nothing: every `.encoded` entry is skipped.
+    private final class RefusingOwner: ChannelMailboxOwner {
+        func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? { nil }
+    }
+
     private func makeMailbox(capacity: Int = 10) -> ChannelMailbox {
         ChannelMailbox(capacity: capacity, channel: "test", id: 1, owner: Owner())
+    }
+
+    /// Undecodable bytes arriving more often than the timeout do not keep a timed wait alive: it
+    /// ends (the timeout covers the whole wait, not each try). Before, each skipped entry started
+    /// the timeout again, and this wait never ended.
+    @Test func undecodableBytesDoNotRestartATimedWait() async throws {
+        let mailbox = ChannelMailbox(capacity: 10, channel: "test", id: 1, owner: RefusingOwner())
+        let feeder = Task {
+            while !Task.isCancelled {
+                var handoffs: [ChannelMailbox.Handoff] = []
+                _ = mailbox.deliver([.encoded([0xC1])], handoffs: &handoffs)
+                for handoff in handoffs { handoff.resume() }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        defer { feeder.cancel() }
+        let waiter = Task { await mailbox.next(timeout: .milliseconds(200)) }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            waiter.cancel()
+        }
+        defer { watchdog.cancel() }
+        guard case .timedOut = await waiter.value else {
+            Issue.record("the timed wait did not time out while undecodable bytes kept arriving")
+            return
+        }
     }
 
     private func entry(_ text: String) -> ChannelMailbox.Entry { .message(ChannelMailbox.Shared(.string(text))) }
