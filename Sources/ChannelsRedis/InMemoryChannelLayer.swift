@@ -43,6 +43,8 @@ public final class InMemoryChannelLayer: ChannelLayer, Sendable {
     private let published = Atomic<Int>(0)
     private let delivered = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
+    /// What `run()` (the `Service` conformance) needs: whether it ran, and when the layer closed.
+    let runState = ServiceRunState()
     private let logger: Logger
 
     /// Creates a layer with the default configuration: prefix `"asgi"`, capacity 10,000.
@@ -307,6 +309,7 @@ public final class InMemoryChannelLayer: ChannelLayer, Sendable {
     public func close() async {
         let all = state.withLock { $0.close() }
         for mailbox in all { mailbox.finish(.closed) }
+        runState.closed.signal()
         logger.debug("layer closed")
     }
 

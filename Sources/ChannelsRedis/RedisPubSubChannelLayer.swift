@@ -42,7 +42,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     private let statusCells: [ShardStatusCell]
     private let closed = Atomic<Bool>(false)
     /// What `run()` (the `Service` conformance) needs: whether it ran, and when the layer closed.
-    let runState = RunState()
+    let runState = ServiceRunState()
     private let logger: Logger
 
     /// Creates a layer for the given hosts with every other setting at its default.
@@ -436,11 +436,6 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     }
 
     // MARK: Internals
-
-    final class RunState: Sendable {
-        let running = Atomic<Bool>(false)
-        let closed = OneShotSignal()
-    }
 
     private nonisolated(nonsending) func publish(_ message: ChannelMessage, to redisChannel: String) async throws -> Int {
         let payload = try codec.encode(message)

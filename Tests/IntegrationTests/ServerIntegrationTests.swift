@@ -78,6 +78,42 @@ struct ServerIntegrationTests {
         try await running.value
     }
 
+    /// The in-memory layer is a `Service` too: in a `ServiceGroup` whose shutdown ends it, and
+    /// ended by cancellation or by `close()` elsewhere, always closed.
+    @Test func theInMemoryLayerRunsAsAServiceToo() async throws {
+        let layer = InMemoryChannelLayer()
+        let started = OneShot()
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: layer), .init(service: App(started: started))],
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            )
+        )
+        let running = Task { try await group.run() }
+        try await eventually("the app started") { started.hasFired }
+        let channel = try await layer.newChannel()
+        try await layer.send(["n": 1], to: channel)
+        #expect(try await layer.receive(from: channel)["n"] == 1)
+        let waiting = Task { try await layer.receive(from: channel) }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        await #expect { try await waiting.value } throws: { ($0 as? ChannelLayerError)?.code == .layerClosed }
+        await #expect { try await layer.newChannel() } throws: { ($0 as? ChannelLayerError)?.code == .layerClosed }
+
+        let cancelled = InMemoryChannelLayer()
+        let cancelledChannel = try await cancelled.newChannel()
+        let runningCancelled = Task { try await cancelled.run() }
+        runningCancelled.cancel()
+        try await runningCancelled.value
+        await #expect { try await cancelled.receive(from: cancelledChannel) } throws: { ($0 as? ChannelLayerError)?.code == .layerClosed }
+
+        let closedElsewhere = InMemoryChannelLayer()
+        let runningClosed = Task { try await closedElsewhere.run() }
+        try await Task.sleep(for: .milliseconds(20))
+        await closedElsewhere.close()
+        try await runningClosed.value
+    }
+
     @Test func isHealthyFollowsAnOutage() async throws {
         let server = try await RedisServer.start()
         defer { server.stop() }

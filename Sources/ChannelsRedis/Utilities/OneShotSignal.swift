@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Synchronization
 
 /// Something that happens once (a layer closed): `wait()` returns once `signal()` was called,
@@ -23,5 +24,24 @@ final class OneShotSignal: Sendable {
             }
             if resumeNow { continuation.resume() }
         }
+    }
+}
+
+/// What a layer's `Service.run()` needs: whether it ran already, and when the layer closed (its
+/// `close()` signals `closed`).
+final class ServiceRunState: Sendable {
+    let running = Atomic<Bool>(false)
+    let closed = OneShotSignal()
+
+    /// The body of both layers' `run()`: waits for graceful shutdown, cancellation or `closed`,
+    /// then closes the layer (and waits for its teardown when someone else started it).
+    func run(layer name: String, close: @escaping @Sendable () async -> Void) async {
+        precondition(!running.exchange(true, ordering: .relaxed), "\(name).run() was called twice; a layer runs at most once")
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await closed.wait()
+        } onCancelOrGracefulShutdown: {
+            Task { await close() }
+        }
+        await close()
     }
 }

@@ -1,5 +1,4 @@
 public import ServiceLifecycle
-import Synchronization
 
 extension RedisPubSubChannelLayer: Service {
     /// Runs the layer as a swift-service-lifecycle `Service`: returns once the service group shuts
@@ -18,15 +17,16 @@ extension RedisPubSubChannelLayer: Service {
     /// try await group.run()
     /// ```
     public func run() async throws {
-        precondition(
-            !runState.running.exchange(true, ordering: .relaxed),
-            "RedisPubSubChannelLayer.run() was called twice; a layer runs at most once"
-        )
-        await withTaskCancellationOrGracefulShutdownHandler {
-            await runState.closed.wait()
-        } onCancelOrGracefulShutdown: {
-            Task { await self.close() }
-        }
-        await close()  // waits for the teardown when someone else started it
+        await runState.run(layer: "RedisPubSubChannelLayer") { await self.close() }
+    }
+}
+
+extension InMemoryChannelLayer: Service {
+    /// Runs the layer as a swift-service-lifecycle `Service`, as
+    /// ``RedisPubSubChannelLayer/run()`` does: returns on graceful shutdown, cancellation or
+    /// ``close()``, always with the layer closed; a second `run()` traps. So a test or a
+    /// single-process setup can put the in-memory layer where the Redis layer goes.
+    public func run() async throws {
+        await runState.run(layer: "InMemoryChannelLayer") { await self.close() }
     }
 }
