@@ -27,12 +27,14 @@ let package = Package(
     targets: [
         .systemLibrary(
             name: "CHiredis",
-            providers: [.apt(["libhiredis-dev", "libevent-dev"])]
+            providers: [.apt(["libhiredis-dev", "libevent-dev", "libssl-dev"])]
         ),
         // Our glue between hiredis contexts and libevent (instead of hiredis's stock adapter).
+        // TLS (rediss://) is ours too, with OpenSSL 3 (Debian's libssl-dev): Sources/CHiredisIO/tls.c.
         .target(
             name: "CHiredisIO",
-            dependencies: ["CHiredis"]
+            dependencies: ["CHiredis"],
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         .target(
             name: "ChannelsRedis",

@@ -114,7 +114,7 @@ def cmd_rb(args):
 # table
 
 # Fields older result lines lack, with the value they had then.
-FIELD_DEFAULTS = {"busy_poll_us": 0}
+FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False}
 
 
 def median_of(results, impl, workload, field, **match):
@@ -153,8 +153,14 @@ def rows_for(results):
 
     def same(workload, field, on_loop=False, busy_poll=0, **match):
         row = {i: (workload, field, match) for i in ("swift", "c-hiredis", "channels_redis")}
-        row["swift"] = (workload, field, {**match, "on_loop": on_loop, "busy_poll_us": busy_poll})
+        row["swift"] = (workload, field, {**match, "on_loop": on_loop, "busy_poll_us": busy_poll, "tls": False})
         return row
+
+    # Swift's runs over rediss:// (the others have none): one column, beside the plain row.
+    tls = any(r.get("tls") is True for r in results)
+
+    def over_tls(workload, field, **match):
+        return {"swift": (workload, field, {**match, "on_loop": False, "busy_poll_us": 0, "tls": True})}
 
     # The Swift layer's Configuration.busyPoll of the extra rows (one value per run), if any.
     polls = sorted({r["busy_poll_us"] for r in results if r.get("impl") == "swift"
@@ -165,19 +171,22 @@ def rows_for(results):
     # The main throughput rows: 8 Swift senders, 1,000 C PUBLISHes in flight (the awaited-send
     # rows below run other concurrencies of the same workload).
     tp = same("throughput", "msgs_per_sec")
-    tp["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": 0})
+    tp["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": 0, "tls": False})
     tp["c-hiredis"] = ("throughput", "msgs_per_sec", {"window": 1000})
     tp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
     rows.append(("throughput, msgs/s received (many senders, one send each)", "↑", "rate", tp))
+    if tls:
+        rows.append(("throughput, msgs/s received (many senders, one send each; Swift over TLS)", "↑", "rate",
+                     over_tls("throughput", "msgs_per_sec", send_batch=1)))
     if poll:
         tq = dict(tp)
-        tq["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": poll})
+        tq["swift"] = ("throughput", "msgs_per_sec", {"senders": 8, "send_batch": 1, "busy_poll_us": poll, "tls": False})
         rows.append((f"throughput, msgs/s received (many senders, one send each; {polled})", "↑", "rate", tq))
     batches = sorted({r["send_batch"] for r in results
                       if r.get("workload") == "throughput" and is_number(r.get("send_batch")) and r["send_batch"] > 1})
     for batch in batches:
         tb = same("throughput", "msgs_per_sec")
-        tb["swift"] = ("throughput", "msgs_per_sec", {"send_batch": batch})
+        tb["swift"] = ("throughput", "msgs_per_sec", {"send_batch": batch, "tls": False})
         tb["c-hiredis"] = ("throughput", "msgs_per_sec", {"window": 1000})
         tb["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 50, "pipeline": 16})
         rows.append((f"throughput, msgs/s received (Swift: send(contentsOf:) of {batch}; C pipelined)", "↑", "rate", tb))
@@ -188,7 +197,7 @@ def rows_for(results):
     for w in windows:
         for field, kind, what in (("msgs_per_sec", "rate", "msgs/s received"), ("cpu_us_per_msg", "cpu", "CPU µs per message")):
             aw = same("throughput", field)
-            aw["swift"] = ("throughput", field, {"senders": w, "send_batch": 1, "busy_poll_us": 0})
+            aw["swift"] = ("throughput", field, {"senders": w, "send_batch": 1, "busy_poll_us": 0, "tls": False})
             aw["c-hiredis"] = ("throughput", field, {"window": w})
             del aw["channels_redis"]  # no such run of channels_redis
             tasks = "1 task awaiting each send" if w == 1 else f"{w} tasks awaiting each send"
@@ -196,6 +205,9 @@ def rows_for(results):
     pp = same("pingpong", "msgs_per_sec")
     pp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
     rows.append(("ping-pong, msgs/s (one sender, wait for each)", "↑", "rate", pp))
+    if tls:
+        rows.append(("ping-pong, msgs/s (one sender, wait for each; Swift over TLS)", "↑", "rate",
+                     over_tls("pingpong", "msgs_per_sec")))
     on_loop = any(r.get("on_loop") is True for r in results)
     if on_loop:
         pl = same("pingpong", "msgs_per_sec", on_loop=True)
@@ -216,6 +228,10 @@ def rows_for(results):
                      same("latency", "achieved_rate", rate=rate)))
         rows.append((f"latency @{rate:,.0f}/s received, msgs/s", "↑", "rate",
                      same("latency", "recv_rate", rate=rate)))
+        if tls:
+            for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                rows.append((f"latency @{rate:,.0f}/s {name}, µs (Swift over TLS)", "↓", "us",
+                             over_tls("latency", field, rate=rate)))
         if on_loop:
             for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
                 rows.append((f"latency @{rate:,.0f}/s {name}, µs (Swift tasks on layer.taskExecutor)", "↓", "us",

@@ -32,6 +32,8 @@
 //   A complete write keeps the output buffer's memory (see chr_write).
 // - On a subscriber, "message" pushes skip hiredis's reader (message_fast_path.c, chr_scan;
 //   resp_scanner.h finds the frames).
+// - A TLS connection (tls.c) takes the same paths with SSL_read and SSL_write in place of read and
+//   write; until its handshake is done, its events belong to tls.c and hiredis's hooks do nothing.
 //
 // Everything here runs on the event_base's thread, like every other hiredis and libevent call.
 
@@ -47,6 +49,7 @@
 // MARK: Connections
 
 static void chr_free_conn(chr_io_conn *conn) {
+    chr_tls_free(conn);
     free(conn->partial);
     free(conn);
 }
@@ -83,18 +86,32 @@ static void chr_disarm(struct event *event, int *armed) {
     *armed = 0;
 }
 
+void chr_io_conn_arm_read(chr_io_conn *conn) { chr_arm(conn->read_event, &conn->reading); }
+void chr_io_conn_arm_write(chr_io_conn *conn) { chr_arm(conn->write_event, &conn->writing); }
+void chr_io_conn_disarm_write(chr_io_conn *conn) { chr_disarm(conn->write_event, &conn->writing); }
+
+/// A TLS connection before its handshake is done: its events follow what OpenSSL asks for (tls.c),
+/// not hiredis (which queues its first commands then, and must not write them in plain text).
+static int chr_tls_owns_events(const chr_io_conn *conn) {
+    return conn->ssl != NULL && conn->tls_state != CHR_TLS_OPEN;
+}
+
 static void chr_add_read(void *privdata) {
     chr_io_conn *conn = privdata;
+    if (chr_tls_owns_events(conn)) return;
     chr_arm(conn->read_event, &conn->reading);
 }
 
 static void chr_del_read(void *privdata) {
     chr_io_conn *conn = privdata;
+    if (chr_tls_owns_events(conn)) return;
     chr_disarm(conn->read_event, &conn->reading);
 }
 
 static void chr_add_write(void *privdata) {
     chr_io_conn *conn = privdata;
+    // tls.c flushes what was queued once the handshake is done.
+    if (chr_tls_owns_events(conn)) return;
     // Still connecting (writability is how a non-blocking connect completes), or the socket could
     // not take everything: wait for writability.
     if (conn->flushing || !(conn->ac->c.flags & REDIS_CONNECTED)) {
@@ -115,12 +132,14 @@ static void chr_add_write(void *privdata) {
 
 static void chr_del_write(void *privdata) {
     chr_io_conn *conn = privdata;
+    if (chr_tls_owns_events(conn)) return;
     chr_disarm(conn->write_event, &conn->writing);
 }
 
 static void chr_cleanup(void *privdata) {
     chr_io_conn *conn = privdata;
     chr_unqueue(conn);
+    chr_tls_cleanup(conn);
     event_free(conn->read_event);   // deletes a pending event first
     event_free(conn->write_event);
     conn->read_event = conn->write_event = NULL;
@@ -134,21 +153,33 @@ static void chr_cleanup(void *privdata) {
 /// Writes the output buffer, and waits for writability only if something is left. A connect in
 /// progress and write errors take hiredis's own path (redisAsyncHandleWrite), which completes the
 /// connect or disconnects.
+void chr_consume_output(redisContext *c, size_t written) {
+    // redisBufferWrite's success path, except that an emptied output buffer keeps its memory
+    // (up to CHR_IO_KEEP_OUTPUT): hiredis frees it after every complete write, and the next
+    // batch of commands would grow it again by doubling, a dozen reallocs and copies per batch.
+    if (written == 0) return;
+    if (written == sdslen(c->obuf) && sdsalloc(c->obuf) > CHR_IO_KEEP_OUTPUT) {
+        sdsfree(c->obuf);
+        c->obuf = sdsempty();
+    } else {
+        sdsrange(c->obuf, (int)written, -1);
+    }
+}
+
 static void chr_write(chr_io_conn *conn) {
     redisContext *c = &conn->ac->c;
+    if (conn->ssl != NULL) {
+        // Never hiredis's path below: it would write the commands in plain text.
+        chr_enter(conn);
+        chr_tls_on_writable(conn);
+        chr_leave(conn);
+        return;
+    }
     if ((c->flags & REDIS_CONNECTED) && c->err == 0) {
-        // redisBufferWrite's success path, except that an emptied output buffer keeps its memory
-        // (up to CHR_IO_KEEP_OUTPUT): hiredis frees it after every complete write, and the next
-        // batch of commands would grow it again by doubling, a dozen reallocs and copies per batch.
         size_t length = sdslen(c->obuf);
         ssize_t written = length > 0 ? write(c->fd, c->obuf, length) : 0;
         if (written >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            if (written > 0 && (size_t)written == length && sdsalloc(c->obuf) > CHR_IO_KEEP_OUTPUT) {
-                sdsfree(c->obuf);
-                c->obuf = sdsempty();
-            } else if (written > 0) {
-                sdsrange(c->obuf, (int)written, -1);
-            }
+            if (written > 0) chr_consume_output(c, (size_t)written);
             if (sdslen(c->obuf) > 0) chr_arm(conn->write_event, &conn->writing);
             else chr_disarm(conn->write_event, &conn->writing);
             chr_arm(conn->read_event, &conn->reading);  // as hiredis: reads after writes
@@ -194,20 +225,24 @@ void chr_feed(chr_io_conn *conn, const char *bytes, size_t length) {
     }
 }
 
-static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
-    (void)what;
-    chr_io_conn *conn = arg;
+void chr_read(chr_io_conn *conn) {
     redisAsyncContext *ac = conn->ac;
-    conn->loop->activity += 1;
-    if (!(ac->c.flags & REDIS_CONNECTED)) {
-        // The connect's outcome: hiredis's own path. It may free the context (and conn).
-        redisAsyncHandleRead(ac);
+    char *buffer = conn->loop->buffer;
+    if (conn->ssl != NULL) {
+        // SSL_read returns one TLS record (16 KiB at most) per call, so a short read says nothing
+        // about the socket: read until OpenSSL wants more, over as many bytes as the plain path.
+        for (int round = 0; round < CHR_IO_READ_ROUNDS * 4 && !conn->freed; round++) {
+            ssize_t count = chr_tls_read(conn, buffer, CHR_IO_READ_CHUNK);
+            if (count <= 0) return;  // would block, or the connection is gone
+            if (conn->on_message) chr_scan(conn, buffer, (size_t)count);
+            else chr_feed(conn, buffer, (size_t)count);
+        }
+        // Stopped by the cap: bytes OpenSSL already holds would not wake the socket's event.
+        if (!conn->freed && chr_tls_has_pending(conn)) event_active(conn->read_event, EV_READ, 1);
         return;
     }
-    chr_enter(conn);
-    char *buffer = conn->loop->buffer;
     for (int round = 0; round < CHR_IO_READ_ROUNDS && !conn->freed; round++) {
-        ssize_t count = read(fd, buffer, CHR_IO_READ_CHUNK);
+        ssize_t count = read(ac->c.fd, buffer, CHR_IO_READ_CHUNK);
         if (count > 0) {
             if (conn->on_message) chr_scan(conn, buffer, (size_t)count);
             else chr_feed(conn, buffer, (size_t)count);
@@ -221,6 +256,28 @@ static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
             break;
         }
     }
+}
+
+static void chr_on_read(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    chr_io_conn *conn = arg;
+    redisAsyncContext *ac = conn->ac;
+    conn->loop->activity += 1;
+    if (chr_tls_owns_events(conn)) {
+        chr_enter(conn);
+        chr_tls_on_readable_before_open(conn);
+        chr_leave(conn);
+        return;
+    }
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        // The connect's outcome: hiredis's own path. It may free the context (and conn).
+        redisAsyncHandleRead(ac);
+        return;
+    }
+    chr_enter(conn);
+    // An SSL_write that wanted readability goes first: it may be what the server waits for.
+    if (conn->tls_write_wants_read) chr_tls_on_writable(conn);
+    if (!conn->freed) chr_read(conn);
     chr_leave(conn);
 }
 

@@ -18,6 +18,9 @@
 //                        Tests/Fuzz/RESPScanner)
 //   reply_pool.c         redisReply objects from per-thread free lists (chr_io_reply_functions)
 //   publish.c            PUBLISH formatted by us, one callback per run (chr_io_publish)
+//   tls.c                TLS with OpenSSL over the socket the glue already reads and writes: the
+//                        handshake on the loop before hiredis sees the connect, SSL_read and
+//                        SSL_write in place of read and write (chr_io_tls_*, chr_io_use_tls)
 //
 // Everything here runs on the event_base's thread, like every other hiredis and libevent call.
 
@@ -45,6 +48,12 @@
 //   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c).
 // - redisAsyncContext's ev hooks and data (0.14's set: addRead, delRead, addWrite, delWrite,
 //   cleanup; 1.x adds scheduleTimer): chr_io_attach; ev.data is our chr_io_conn everywhere.
+// - For TLS (tls.c): what __redisAsyncHandleConnect does on success, done by us once the handshake
+//   is done (set REDIS_CONNECTED in redisContext's flags, call redisAsyncContext's onConnect);
+//   hiredis's failed-connect path (c->err, c->errstr as a char[128], ac->err and ac->errstr, then
+//   onConnect with REDIS_ERR and redisAsyncFree); c->fd set to -1 around redisAsyncHandleRead so
+//   that its read() fails, and redisFree closing only fds > 0; chr_cleanup (ev.cleanup) running
+//   before the disconnect callback, so errstr can be rewritten there; c->tcp.host.
 // - redisReplyObjectFunctions and redisReadTask (0.14's layout: five functions, createArray taking
 //   an int; 1.x inserts createDouble and createBool before freeObject and takes a size_t), and
 //   redisReply's fields: reply_pool.c builds replies positionally; chr_on_publish_reply
@@ -62,6 +71,14 @@ void redisProcessCallbacks(redisAsyncContext *ac);
 #define CHR_INTERNAL __attribute__((visibility("hidden")))
 
 typedef struct chr_io_conn chr_io_conn;
+
+/// Where a TLS connection is (chr_io_conn.tls_state; tls.c).
+enum {
+    CHR_TLS_NONE = 0,        // plain TCP or a Unix socket: no `ssl`
+    CHR_TLS_CONNECTING,      // the TCP connect is in progress
+    CHR_TLS_HANDSHAKING,     // SSL_connect has started; hiredis does not know the socket is connected
+    CHR_TLS_OPEN,            // handshake done: REDIS_CONNECTED is set, bytes go through SSL_read/SSL_write
+};
 
 struct chr_io_loop {
     struct event_base *base;
@@ -97,6 +114,11 @@ struct chr_io_conn {
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
     char *partial;              // with on_message: the start of a frame that is not complete yet
     size_t partial_length, partial_capacity;
+    struct ssl_st *ssl;         // TLS (tls.c): NULL for plain TCP and Unix sockets
+    int tls_state;              // CHR_TLS_*
+    int tls_write_wants_read;   // the last SSL_write wanted readability: write again when readable
+    int tls_read_wants_write;   // the last SSL_read wanted writability: read again when writable
+    char tls_error[128];        // why TLS failed, copied into hiredis's errstr (same size) by chr_cleanup
 };
 
 /// Hands bytes to hiredis's reader in slices of CHR_IO_FEED_SLICE, each parsed (and its
@@ -106,5 +128,40 @@ CHR_INTERNAL void chr_feed(chr_io_conn *conn, const char *bytes, size_t length);
 /// Delivers what one read brought (after any partial frame from the reads before), frame by frame:
 /// the read path of a connection with on_message set. (message_fast_path.c)
 CHR_INTERNAL void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length);
+
+/// Adds or deletes a connection's events (event_adapter.c), for tls.c, which drives them itself
+/// during the handshake.
+CHR_INTERNAL void chr_io_conn_arm_read(chr_io_conn *conn);
+CHR_INTERNAL void chr_io_conn_arm_write(chr_io_conn *conn);
+CHR_INTERNAL void chr_io_conn_disarm_write(chr_io_conn *conn);
+
+/// Drops the first `written` bytes of the output buffer; a buffer emptied keeps its memory up to
+/// CHR_IO_KEEP_OUTPUT (see chr_write). (event_adapter.c)
+CHR_INTERNAL void chr_consume_output(redisContext *c, size_t written);
+
+/// Reads until the socket is empty (or CHR_IO_READ_ROUNDS), feeding hiredis or the fast path:
+/// the read path of an open connection, plain or TLS. Called between chr_enter and chr_leave.
+/// (event_adapter.c)
+CHR_INTERNAL void chr_read(chr_io_conn *conn);
+
+/// A TLS connection's writability (the connect, the handshake, or SSL_write of the output
+/// buffer), and its readability before the handshake is done. Called between chr_enter and
+/// chr_leave. (tls.c)
+CHR_INTERNAL void chr_tls_on_writable(chr_io_conn *conn);
+CHR_INTERNAL void chr_tls_on_readable_before_open(chr_io_conn *conn);
+
+/// SSL_read into `buffer`: the byte count, 0 when it would block, -1 when the connection ended
+/// (hiredis has then been told and the context may be gone). (tls.c)
+CHR_INTERNAL ssize_t chr_tls_read(chr_io_conn *conn, char *buffer, size_t capacity);
+
+/// Whether OpenSSL holds bytes already read from the socket, which no readiness will announce. (tls.c)
+CHR_INTERNAL int chr_tls_has_pending(chr_io_conn *conn);
+
+/// A best-effort close_notify when our side closes an open TLS connection, then the SSL's
+/// error text into hiredis's errstr (chr_cleanup). (tls.c)
+CHR_INTERNAL void chr_tls_cleanup(chr_io_conn *conn);
+
+/// Frees the connection's SSL (chr_free_conn). (tls.c)
+CHR_INTERNAL void chr_tls_free(chr_io_conn *conn);
 
 #endif

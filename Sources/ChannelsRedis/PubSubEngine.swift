@@ -59,6 +59,7 @@ final class PubSubEngine: @unchecked Sendable {
         loop: LibeventLoop,
         configuration: RedisPubSubChannelLayer.Configuration,
         endpoints: [RedisEndpoint],
+        tlsContexts: [OpenSSLContext?],
         codec: MessageCodec,
         statistics: LayerStatistics,
         events: ConnectionEventBroadcaster,
@@ -79,9 +80,12 @@ final class PubSubEngine: @unchecked Sendable {
         self.router = Router(groupPrefix: groupPrefix)
         // Shards are created on the loop thread in `start()`: they own hiredis state.
         self.pendingEndpoints = endpoints
+        self.pendingTLSContexts = tlsContexts
     }
 
     private var pendingEndpoints: [RedisEndpoint]
+    /// Parallel to `pendingEndpoints`: the TLS context of each `rediss://` endpoint.
+    private var pendingTLSContexts: [OpenSSLContext?]
     private let statusCells: [ShardStatusCell]
     private let metricsFactory: any MetricsFactory
     private let metrics: LayerMetrics
@@ -93,6 +97,7 @@ final class PubSubEngine: @unchecked Sendable {
             let shard = RedisShard(
                 index: index,
                 endpoint: endpoint,
+                tls: pendingTLSContexts[index],
                 loop: loop,
                 configuration: configuration,
                 statistics: statistics,
@@ -104,6 +109,7 @@ final class PubSubEngine: @unchecked Sendable {
             return shard
         }
         pendingEndpoints = []
+        pendingTLSContexts = []
         scheduleUnconsumedSweep()
         scheduleMetricsReport()
     }

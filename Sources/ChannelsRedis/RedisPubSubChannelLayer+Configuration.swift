@@ -14,7 +14,9 @@ extension RedisPubSubChannelLayer {
     /// let layer = try RedisPubSubChannelLayer(configuration: config)
     /// ```
     public struct Configuration: Sendable {
-        /// Redis hosts as URLs: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/socket`.
+        /// Redis hosts as URLs: `redis://[[user]:password@]host[:port][/db]`, the same with `rediss://`
+        /// for TLS (with redis-py's `ssl_` query parameters, see ``RedisEndpoint/TLS``) or
+        /// `unix:///path/to/socket`.
         /// To build one from separate settings (a password with any characters in it), use
         /// ``RedisEndpoint``'s ``RedisEndpoint/url``.
         ///

@@ -50,11 +50,12 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// No connection is made yet: the first operation on a host connects to it.
     ///
     /// - Parameters:
-    ///   - hosts: Redis URLs, `redis://[[user]:password@]host[:port][/db]` or `unix:///path`.
+    ///   - hosts: Redis URLs, `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS, see
+    ///     ``RedisEndpoint/TLS``) or `unix:///path`.
     ///   - prefix: The prefix of every channel and group name on Redis.
     ///   - logger: Where the layer logs; by default nowhere.
     /// - Throws: ``ChannelLayerError`` with code `invalidConfiguration` for a malformed or
-    ///   unsupported URL (`rediss://`: hiredis 0.14.1 has no TLS).
+    ///   unsupported URL, or TLS files (CA, certificate, key) that cannot be loaded.
     public convenience init(
         hosts: [String],
         prefix: String = "asgi",
@@ -91,6 +92,11 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         let endpoints = try configuration.validated()
+        // TLS files are loaded now, so that a bad one fails here rather than at every connect.
+        let tlsContexts = try endpoints.map { endpoint throws(ChannelLayerError) -> OpenSSLContext? in
+            guard let tls = endpoint.address.tls, let host = endpoint.address.host else { return nil }
+            return try OpenSSLContext(settings: tls, host: host, endpoint: endpoint)
+        }
         self.configuration = configuration
         self.logger = logger
         self.codec = try MessageCodec(configuration: configuration)
@@ -102,6 +108,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
             loop: loop,
             configuration: configuration,
             endpoints: endpoints,
+            tlsContexts: tlsContexts,
             codec: codec,
             statistics: statisticsStorage,
             events: events,

@@ -6,7 +6,7 @@ let usageText = """
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
                [--idle-seconds S]
-               [--busy-poll-us U]
+               [--busy-poll-us U] [--tls-ca FILE]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
@@ -19,6 +19,8 @@ let usageText = """
       --on-loop          pingpong, latency, fanout: run the workload's tasks (fanout: the consumers)
                          on the layer's loop (layer.taskExecutor)
       --busy-poll-us U   the layer's Configuration.busyPoll in microseconds (default 0: off)
+      --tls-ca FILE      connect over TLS (rediss://, --port is then the server's --tls-port), trusting
+                         the CA certificate in FILE; the JSON line says "tls": true
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
@@ -51,6 +53,8 @@ struct Options: Sendable {
     var sendBatch = 1
     var onLoop = false
     var busyPollMicroseconds = 0
+    /// With TLS: the CA file the server's certificate chains to.
+    var tlsCA: String?
     var resubscribe = false
     var idleSeconds = 0.0
     var stampAtSpawn = false
@@ -120,6 +124,7 @@ struct Options: Sendable {
                 guard busyPollMicroseconds <= 1_000_000 else { throw Invalid(message: "--busy-poll-us: at most 1000000 (one second)") }
             case "--idle-seconds": idleSeconds = try positive(flag)
             case "--timeout": timeout = try positive(flag)
+            case "--tls-ca": tlsCA = try value(flag)
             default: throw Invalid(message: "unknown argument \(flag)")
             }
             index += 1

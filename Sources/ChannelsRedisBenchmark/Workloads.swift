@@ -129,7 +129,13 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
 
     let progress = Progress()
     let watchdog = Watchdog(workload: workload.rawValue, seconds: options.timeout, progress: progress)
-    var configuration = RedisPubSubChannelLayer.Configuration(hosts: ["redis://\(options.host):\(options.port)"])
+    let address: RedisEndpoint.Address
+    if let ca = options.tlsCA {
+        address = .hostname(options.host, port: options.port, tls: RedisEndpoint.TLS(trustRoots: .certificateFile(ca)))
+    } else {
+        address = .hostname(options.host, port: options.port)
+    }
+    var configuration = RedisPubSubChannelLayer.Configuration(hosts: [RedisEndpoint(address: address).url])
     configuration.busyPoll = .microseconds(options.busyPollMicroseconds)
     // channels_redis's per-channel queues are unbounded; the bench must never lose a message to a
     // full buffer (it would wait for it forever), so every buffer holds a whole run.
@@ -167,6 +173,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("ok", true)
         json.add("on_loop", options.onLoop)
         json.add("busy_poll_us", options.busyPollMicroseconds)
+        json.add("tls", options.tlsCA != nil)
         var line = json.string
         line.removeLast()
         let rest = fields.string.dropFirst().dropLast()

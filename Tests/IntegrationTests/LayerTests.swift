@@ -781,7 +781,11 @@ struct LayerTests {
     }
 
     @Test func badURLsAreConfigurationErrors() throws {
-        for url in ["rediss://127.0.0.1:6379", "http://127.0.0.1", "redis://127.0.0.1:notaport", "127.0.0.1:6379", "redis://:70000"] {
+        let urls = [
+            "rediss://127.0.0.1:6379?ssl_ca_certs=/nonexistent/ca.crt", "http://127.0.0.1", "redis://127.0.0.1:notaport", "127.0.0.1:6379",
+            "redis://:70000",
+        ]
+        for url in urls {
             do {
                 _ = try RedisPubSubChannelLayer(hosts: [url])
                 Issue.record("accepted \(url)")

@@ -41,6 +41,38 @@ void chr_io_deliver_messages(redisAsyncContext *ac, chr_io_message_fn *fn);
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 
+// MARK: TLS (tls.c)
+
+/// An OpenSSL client context (SSL_CTX) and its verification settings, shared by every connection to
+/// one endpoint. Made and freed on any thread; only its connections' calls are loop-thread only.
+typedef struct chr_io_tls chr_io_tls;
+
+/// A TLS client context: trust roots from `ca_file` (a PEM file) or, when NULL, the system's store;
+/// a client certificate chain and its key (`key_file` NULL: the key is in `certificate_file`) for
+/// mutual TLS, or neither; `verify_peer` 0 turns certificate verification off. NULL on failure,
+/// with the reason in `error` (NUL-terminated, at most capacity - 1 bytes).
+chr_io_tls *chr_io_tls_create(const char *ca_file, const char *certificate_file, const char *key_file,
+                              int verify_peer, char *error, size_t capacity);
+
+/// Frees the context. Connections made from it may still be open (OpenSSL counts references).
+void chr_io_tls_free(chr_io_tls *tls);
+
+/// Makes a just-attached context (chr_io_attach, before the loop runs it) a TLS connection: the
+/// handshake runs on the loop when the TCP connect completes, with SNI `server_name` (unless it is
+/// an IP address) and, when the context verifies and `check_hostname` is 1, the certificate checked
+/// for that name or IP address. hiredis's connect callback runs once the handshake is done, or with
+/// REDIS_ERR and the reason in errstr when it fails. REDIS_OK, or REDIS_ERR with the reason in `error`
+/// (the context is then the caller's to free).
+int chr_io_use_tls(redisAsyncContext *ac, chr_io_tls *tls, const char *server_name, int check_hostname,
+                   char *error, size_t capacity);
+
+/// 1 while the context's TLS handshake is in progress (the TCP connect is done, SSL_connect is not).
+int chr_io_tls_handshaking(const redisAsyncContext *ac);
+
+/// How many SSL objects connections have made and freed so far, process-wide (any thread): the
+/// tests' leak check.
+void chr_io_tls_counts(uint64_t *created, uint64_t *freed);
+
 /// Queues one PUBLISH of `channel` per payload, in order, formatted here (hiredis's own formatting
 /// is an sdscatfmt per argument). Payload `i` is bytes [ends[i-1], ends[i]) of `payloads`
 /// (ends[-1] = 0). Only the last command's reply goes to `fn` with `privdata`; the replies before

@@ -38,6 +38,8 @@ final class HiredisConnection {
     }
 
     let endpoint: RedisEndpoint
+    /// The endpoint's TLS context (`rediss://`), shared with the shard's other connection.
+    private let tls: OpenSSLContext?
     private let loop: LibeventLoop
     /// Unowned: the delegate (the shard) owns this connection and frees its context before it goes,
     /// so no weak load is needed on every reply.
@@ -56,8 +58,9 @@ final class HiredisConnection {
     /// subscriber, which sends nothing whose reply could look like a message.
     let directMessages: Bool
 
-    init(endpoint: RedisEndpoint, loop: LibeventLoop, directMessages: Bool = false) {
+    init(endpoint: RedisEndpoint, tls: OpenSSLContext? = nil, loop: LibeventLoop, directMessages: Bool = false) {
         self.endpoint = endpoint
+        self.tls = tls
         self.loop = loop
         self.directMessages = directMessages
     }
@@ -65,7 +68,7 @@ final class HiredisConnection {
     var isReady: Bool { state == .ready }
 
     /// Creates a new context and starts connecting. Commands may be queued right away; hiredis
-    /// writes them once the socket connects.
+    /// writes them once the socket connects (over TLS: once the handshake is done, `tls.c`).
     ///
     /// Failure is reported through the delegate, never synchronously.
     func connect(timeout: Duration) {
@@ -106,6 +109,18 @@ final class HiredisConnection {
             reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot attach \(endpoint) to the event loop"))
             return
         }
+        if let tls {
+            var error = [CChar](repeating: 0, count: 256)
+            let checkHostname: Int32 = tls.settings.verification.verifiesHostname ? 1 : 0
+            if chr_io_use_tls(context, tls.pointer, tls.serverName, checkHostname, &error, error.count) != REDIS_OK {
+                redisAsyncFree(context)
+                self.context = nil
+                self.state = .idle
+                let reason = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot connect to \(endpoint): \(reason)"))
+                return
+            }
+        }
         if directMessages { chr_io_deliver_messages(context, hiredisMessageTrampoline) }
         redisAsyncSetConnectCallback(context, hiredisConnectTrampoline)
         redisAsyncSetDisconnectCallback(context, hiredisDisconnectTrampoline)
@@ -113,7 +128,9 @@ final class HiredisConnection {
         // by markReady() and close().
         connectTimer = loop.scheduleTimer(after: timeout) { [self] in
             guard self.generation == generation, self.state == .connecting else { return }
-            self.fail(ChannelLayerError(.timeout, "connecting to \(self.endpoint) timed out after \(timeout)"))
+            let handshaking = self.context.map { chr_io_tls_handshaking($0) != 0 } ?? false
+            let during = handshaking ? " during the TLS handshake (does this port speak TLS?)" : ""
+            self.fail(ChannelLayerError(.timeout, "connecting to \(self.endpoint) timed out after \(timeout)\(during)"))
         }
     }
 

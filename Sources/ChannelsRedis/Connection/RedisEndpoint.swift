@@ -12,10 +12,13 @@
 /// print(endpoint)  // redis://:***@redis.internal:6380/0
 /// ```
 ///
-/// Accepted URLs (what redis-py's `parse_url` accepts, minus TLS, which hiredis 0.14.1 does not have):
+/// Accepted URLs (what redis-py's `parse_url` accepts):
 ///
 /// - `redis://[[username]:password@]host[:port][/db][?db=N]`, where `host` is a name, an IPv4 address or an IPv6
 ///   address in brackets (`redis://[::1]:6380`). The port defaults to 6379, the database to 0.
+/// - `rediss://[[username]:password@]host[:port][/db][?db=N&ssl_…=…]`: the same over TLS, verified against the
+///   system's trust store unless the `ssl_` parameters redis-py reads say otherwise (``TLS`` lists them), e.g.
+///   `rediss://127.0.0.1:6380?ssl_ca_certs=/etc/redis/ca.crt`.
 /// - `unix://[[username]:password@]/path/to/socket[?db=N]`.
 ///
 /// As in redis-py: the scheme and host are case-insensitive (the host is lowercased), the username, password, host and
@@ -28,15 +31,16 @@
 /// connection to some other place: an empty host (redis-py connects to localhost), port 0 (redis-py uses 6379), a path
 /// that is not a database number (redis-py ignores it), a `#` (redis-py cuts the URL there, so a password containing
 /// `#` loses its tail), a `unix://` URL with a host (redis-py ignores the host: `unix://tmp/redis.sock` means
-/// `/redis.sock` there), whitespace, and query parameters other than `db` (they tune redis-py's own sockets and mean
+/// `/redis.sock` there), whitespace, `ssl_` parameters on a `redis://` URL (redis-py ignores them and connects in
+/// plain text), and query parameters other than `db` and the `ssl_` ones (they tune redis-py's own sockets and mean
 /// nothing here; the layer's configuration has its own timeouts).
 ///
 /// The password never appears in ``description`` or in an error message.
 public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// How to reach a server: a TCP host and port, or a Unix domain socket.
+    /// How to reach a server: a TCP host and port (in plain text or over TLS), or a Unix domain socket.
     ///
     /// A struct with static members rather than a public enum, so that kinds of address can be
-    /// added (TLS, Sentinel, Cluster) without breaking a `switch` in user code.
+    /// added (Sentinel, Cluster) without breaking a `switch` in user code.
     public struct Address: Sendable, Hashable, CustomStringConvertible {
         enum Kind: Sendable, Hashable {
             /// A TCP host name or IP address (IPv6 without brackets) and port.
@@ -46,11 +50,28 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         }
 
         let kind: Kind
+        /// The TLS settings of a TCP address reached over TLS (`rediss://`), or `nil`.
+        public let tls: TLS?
+
+        init(kind: Kind, tls: TLS? = nil) {
+            self.kind = kind
+            self.tls = tls
+        }
 
         /// A TCP server: a host name, an IPv4 address or an IPv6 address (without brackets), and a
         /// port from 1 to 65535. Checked when the layer is created, as a URL is.
         public static func hostname(_ host: String, port: Int = RedisEndpoint.defaultPort) -> Address {
             Address(kind: .tcp(host: host, port: port))
+        }
+
+        /// A TCP server reached over TLS (a `rediss://` URL): the host and port as in
+        /// ``hostname(_:port:)``, and how to verify the server.
+        ///
+        /// ```swift
+        /// let address = RedisEndpoint.Address.hostname("redis.internal", port: 6380, tls: .default)
+        /// ```
+        public static func hostname(_ host: String, port: Int = RedisEndpoint.defaultPort, tls: TLS) -> Address {
+            Address(kind: .tcp(host: host, port: port), tls: tls)
         }
 
         /// A server listening on the Unix domain socket at `path` (absolute).
@@ -129,7 +150,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     private func formatted(showingPassword: Bool) -> String {
         var text: String
         switch address.kind {
-        case .tcp: text = "redis://"
+        case .tcp: text = address.tls == nil ? "redis://" : "rediss://"
         case .unix: text = "unix://"
         }
         let username = username.flatMap { $0.isEmpty ? nil : $0 }
@@ -143,6 +164,10 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         case .tcp(let host, let port):
             let host = host.contains(":") ? "[\(host.replacingPercent())]" : host
             text += "\(host):\(port)/\(database)"
+            if let tls = address.tls, !tls.queryParameters.isEmpty {
+                let valueBytes = Self.unreserved.union(Array("/:,".utf8))
+                text += "?" + tls.queryParameters.map { "\($0.name)=\(Self.percentEncode($0.value, keeping: valueBytes))" }.joined(separator: "&")
+            }
         case .unix(let path):
             text += Self.percentEncode(path, keeping: Self.unreserved.union([UInt8(ascii: "/")]))
             if database != 0 { text += "?db=\(database)" }
@@ -162,7 +187,15 @@ extension RedisEndpoint {
 
     private enum Scheme {
         case tcp
+        case tls
         case unix
+    }
+
+    /// What a URL's query says.
+    private struct Query {
+        var database: Int?
+        /// `ssl_` parameters, by name, first occurrence only (as redis-py's parse_qs).
+        var tls: [String: String] = [:]
     }
 
     private static func parse(_ url: String) throws(ParseError) -> RedisEndpoint {
@@ -180,14 +213,11 @@ extension RedisEndpoint {
         case "unix":
             scheme = .unix
         case "rediss":
-            throw ParseError(
-                "TLS (rediss://) is not supported: hiredis 0.14.1, which this library uses, has no TLS; "
-                    + "use redis:// over a private network or a TLS tunnel such as stunnel"
-            )
+            scheme = .tls
         case "redis+unix", "redis-socket":
-            throw ParseError("the scheme must be redis:// or unix://; for a Unix socket write unix:///path/to/socket")
+            throw ParseError("the scheme must be redis://, rediss:// or unix://; for a Unix socket write unix:///path/to/socket")
         default:
-            throw ParseError("the scheme must be redis:// or unix://")
+            throw ParseError("the scheme must be redis://, rediss:// or unix://")
         }
         let rest = url[separator.upperBound...]
         if rest.contains("#") {
@@ -230,22 +260,33 @@ extension RedisEndpoint {
         // An '@' past the authority means the credentials contained a '/' or '?' that ended the authority early. Say so
         // before anything else: the other checks quote pieces of the URL, which here would be pieces of the password.
         // (A socket path may contain '@'; a database number or a `db` parameter cannot.)
-        if query?.contains("@") == true || (scheme == .tcp && path.contains("@")) {
+        if query?.contains("@") == true || (scheme != .unix && path.contains("@")) {
             throw ParseError("has an '@' after the host; percent-encode '/', '?', '#' and '@' in a username or password (%2F, %3F, %23, %40)")
         }
 
         // The query is parsed last for the same reason: in a malformed URL it may hold part of a password.
+        var parsedQuery = Query()
+        if let query { parsedQuery = try parseQuery(query) }
+        if scheme != .tls, let name = parsedQuery.tls.keys.sorted().first {
+            throw ParseError("has the TLS parameter '\(name)', which needs a rediss:// URL")
+        }
         switch scheme {
-        case .tcp:
+        case .tcp, .tls:
             let (host, port) = try parseHostAndPort(hostAndPort)
             let database: Int
             // Python reads the path only when the query has no `db`. (Not `??`: its autoclosure would erase the typed error.)
-            if let query, let queryDatabase = try parseQuery(query) {
+            if let queryDatabase = parsedQuery.database {
                 database = queryDatabase
             } else {
                 database = try parsePathDatabase(path)
             }
-            return RedisEndpoint(address: .hostname(host, port: port), username: username, password: password, database: database)
+            let address: Address
+            if scheme == .tls {
+                address = .hostname(host, port: port, tls: try parseTLS(parsedQuery.tls))
+            } else {
+                address = .hostname(host, port: port)
+            }
+            return RedisEndpoint(address: address, username: username, password: password, database: database)
         case .unix:
             guard hostAndPort.isEmpty else {
                 throw ParseError("a unix:// URL takes no host; write unix:///path/to/socket (three slashes)")
@@ -254,8 +295,7 @@ extension RedisEndpoint {
             guard socketPath.hasPrefix("/"), socketPath != "/" else {
                 throw ParseError("has no socket path; write unix:///path/to/socket")
             }
-            var database = 0
-            if let query, let queryDatabase = try parseQuery(query) { database = queryDatabase }
+            let database = parsedQuery.database ?? 0
             return RedisEndpoint(address: .unixDomainSocket(path: socketPath), username: username, password: password, database: database)
         }
     }
@@ -333,21 +373,71 @@ extension RedisEndpoint {
         return try parseDatabase(percentDecode(path.dropFirst())[...], from: "the path")
     }
 
-    /// The `db` parameter of a query, if there is one.
-    private static func parseQuery(_ query: Substring) throws(ParseError) -> Int? {
-        var database: Int?
+    /// The `db` and `ssl_` parameters of a query.
+    private static func parseQuery(_ query: Substring) throws(ParseError) -> Query {
+        var result = Query()
         for parameter in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = percentDecode(parts[0], plusIsSpace: true)
-            guard name == "db" else {
-                throw ParseError("has the unsupported query parameter '\(name)'; only 'db' is understood")
-            }
             let value = parts.count == 2 ? percentDecode(parts[1], plusIsSpace: true) : ""
-            let parsed = try parseDatabase(value[...], from: "'db'")
             // redis-py (parse_qs) takes the first of repeated parameters.
-            if database == nil { database = parsed }
+            if name == "db" {
+                let parsed = try parseDatabase(value[...], from: "'db'")
+                if result.database == nil { result.database = parsed }
+            } else if TLS.parameterNames.contains(name) {
+                if result.tls[name] == nil { result.tls[name] = value }
+            } else {
+                let known = TLS.parameterNames.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw ParseError("has the unsupported query parameter '\(name)'; only 'db' and, on rediss://, \(known) are understood")
+            }
         }
-        return database
+        return result
+    }
+
+    /// The TLS settings of a rediss:// URL's `ssl_` parameters, read as redis-py reads them.
+    private static func parseTLS(_ parameters: [String: String]) throws(ParseError) -> TLS {
+        var tls = TLS()
+        func path(_ name: String) throws(ParseError) -> String? {
+            guard let value = parameters[name] else { return nil }
+            guard !value.isEmpty else { throw ParseError("has an empty '\(name)'; give a file path or leave the parameter out") }
+            return value
+        }
+        if let caFile = try path("ssl_ca_certs") { tls.trustRoots = .certificateFile(caFile) }
+        tls.certificateFile = try path("ssl_certfile")
+        tls.privateKeyFile = try path("ssl_keyfile")
+        if tls.privateKeyFile != nil, tls.certificateFile == nil {
+            throw ParseError("has 'ssl_keyfile' without 'ssl_certfile'; the key belongs to a client certificate")
+        }
+        tls.serverName = try path("ssl_server_name")
+        var verifyCertificate = true
+        if let requirement = parameters["ssl_cert_reqs"] {
+            switch requirement.lowercased() {
+            // A client's CERT_OPTIONAL verifies like CERT_REQUIRED in Python's ssl module.
+            case "required", "optional": verifyCertificate = true
+            case "none": verifyCertificate = false
+            default: throw ParseError("has an invalid 'ssl_cert_reqs' '\(requirement)'; it must be required or none")
+            }
+        }
+        var checkHostname: Bool?
+        if let flag = parameters["ssl_check_hostname"] {
+            switch flag.lowercased() {
+            case "true", "t", "yes", "y", "1": checkHostname = true
+            case "false", "f", "no", "n", "0": checkHostname = false
+            default: throw ParseError("has an invalid 'ssl_check_hostname' '\(flag)'; it must be true or false")
+            }
+        }
+        if !verifyCertificate {
+            if checkHostname == true {
+                // Python's ssl refuses this pair too (check_hostname needs CERT_REQUIRED).
+                throw ParseError(
+                    "has 'ssl_cert_reqs=none' with 'ssl_check_hostname=true'; a host name cannot be checked without verifying the certificate"
+                )
+            }
+            tls.verification = .insecureNoVerification
+        } else if checkHostname == false {
+            tls.verification = .noHostnameVerification
+        }
+        return tls
     }
 
     private static func parseDatabase(_ text: Substring, from origin: String) throws(ParseError) -> Int {
@@ -423,7 +513,8 @@ extension RedisEndpoint {
     }
 
     /// `url` made safe to show: whatever follows the first ':' of the credentials (everything before the last '@')
-    /// becomes `***`, so do the values of query parameters other than `db`, and control characters are escaped.
+    /// becomes `***`, so do the values of query parameters other than `db` and the `ssl_` ones (file paths and flags),
+    /// and control characters are escaped.
     ///
     /// Works on any string, parsable or not, and errs towards hiding too much: a rejected URL is exactly the case where
     /// the parser cannot be trusted to know where the password ends.
@@ -448,7 +539,9 @@ extension RedisEndpoint {
             result += String(text[...questionMark])
             let parameters = text[text.index(after: questionMark)...].split(separator: "&", omittingEmptySubsequences: false)
             result += parameters.map { parameter in
-                guard let equals = parameter.firstIndex(of: "="), parameter[..<equals] != "db" else { return String(parameter) }
+                guard let equals = parameter.firstIndex(of: "="), parameter[..<equals] != "db",
+                    !TLS.parameterNames.contains(String(parameter[..<equals]))
+                else { return String(parameter) }
                 return String(parameter[...equals]) + "***"
             }.joined(separator: "&")
         } else {

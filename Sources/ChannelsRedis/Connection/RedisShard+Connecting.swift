@@ -222,7 +222,8 @@ extension RedisShard {
             completion(
                 ChannelLayerError(
                     .timeout,
-                    "Redis did not confirm the subscription to '\(channel)' within \(configuration.sendTimeout)\(lastErrorSuffix)"
+                    "Redis did not confirm the subscription to '\(channel)' within \(configuration.sendTimeout)\(lastErrorSuffix)",
+                    underlying: unhealthyError
                 )
             )
         }
@@ -230,8 +231,16 @@ extension RedisShard {
     }
 
     private func sendTimeoutError() -> ChannelLayerError {
-        ChannelLayerError(.timeout, "the message was not published to \(endpoint) within \(configuration.sendTimeout)\(lastErrorSuffix)")
+        ChannelLayerError(
+            .timeout,
+            "the message was not published to \(endpoint) within \(configuration.sendTimeout)\(lastErrorSuffix)",
+            underlying: unhealthyError
+        )
     }
+
+    /// The last connection error while the shard is not healthy: a timeout's `underlying`, so that a
+    /// caller can tell a refused TLS handshake (`connectionFailed`) from a slow server.
+    private var unhealthyError: ChannelLayerError? { health.isHealthy ? nil : health.lastError }
 
     /// Why a timeout happened, when the shard is not healthy: the last connection error, or that
     /// the first connection is still being made (the connect timeout may fire a moment later).

@@ -90,6 +90,7 @@ final class RedisShard {
     init(
         index: Int,
         endpoint: RedisEndpoint,
+        tls: OpenSSLContext?,
         loop: LibeventLoop,
         configuration: RedisPubSubChannelLayer.Configuration,
         statistics: LayerStatistics,
@@ -110,8 +111,8 @@ final class RedisShard {
         self.logger = logger
         self.internalChannel = "\(configuration.prefix)__channels_redis_swift__.\(UUIDHex.random())"
         self.internalChannelBytes = Array(internalChannel.utf8)
-        self.publisher = HiredisConnection(endpoint: endpoint, loop: loop)
-        self.subscriber = HiredisConnection(endpoint: endpoint, loop: loop, directMessages: true)
+        self.publisher = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop)
+        self.subscriber = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop, directMessages: true)
         let lifecycle = ConnectionStateMachine(retry: configuration.retry)
         self.lifecycles = PerRole(publisher: lifecycle, subscriber: lifecycle)
         self.probe = LivenessProbe(interval: configuration.livenessInterval, timeout: configuration.livenessTimeout)
