@@ -219,26 +219,37 @@ final class ChannelMailbox: @unchecked Sendable {
 
     // MARK: Consumers (any task)
 
-    /// The next message, or why there is none: finished, the task was cancelled, or `timeout`
-    /// (if any) passed. Bytes that do not decode are skipped (logged and counted by `decode`).
-    /// The timeout covers the whole call: bytes skipped because they do not decode do not restart it.
-    nonisolated(nonsending) func next(timeout: Duration? = nil) async -> Wait {
-        let deadline = timeout.map { ContinuousClock.now + $0 }
+    /// The next message, or why there is none: finished, or the task was cancelled. Bytes that do
+    /// not decode are skipped (logged and counted by `decode`).
+    ///
+    /// Separate from ``next(timeout:)``, not one function with an optional timeout: the untimed wait
+    /// is every consumer's path (each member of a group, each message), and the shared form cost
+    /// group fan-out a measurable share of its deliveries (see Benchmarks.md, Findings).
+    nonisolated(nonsending) func next() async -> Wait {
         while true {
-            let entry: Entry
-            if let deadline {
-                let left = max(ContinuousClock.now.duration(to: deadline), .zero)
-                guard let taken = await nextEntry(timeout: left) else { return endOfWait(timedOut: true) }
-                entry = taken
-            } else {
-                guard let taken = await nextEntry() else { return endOfWait(timedOut: false) }
-                entry = taken
-            }
-            switch entry {
-            case .message(let shared): return .message(shared.message)
-            case .encoded(let bytes):
-                if let message = owner.decode(bytes, forChannel: channel) { return .message(message) }
-            }
+            guard let entry = await nextEntry() else { return endOfWait(timedOut: false) }
+            if let message = message(of: entry) { return .message(message) }
+        }
+    }
+
+    /// The next message, or why there is none: finished, the task was cancelled, or `timeout`
+    /// passed. The timeout covers the whole call: bytes skipped because they do not decode do not
+    /// restart it.
+    nonisolated(nonsending) func next(timeout: Duration) async -> Wait {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = max(ContinuousClock.now.duration(to: deadline), .zero)
+            guard let entry = await nextEntry(timeout: left) else { return endOfWait(timedOut: true) }
+            if let message = message(of: entry) { return .message(message) }
+        }
+    }
+
+    /// The message an entry holds; `nil` for bytes that do not decode (logged and counted).
+    @inline(__always)
+    private func message(of entry: Entry) -> ChannelMessage? {
+        switch entry {
+        case .message(let shared): shared.message
+        case .encoded(let bytes): owner.decode(bytes, forChannel: channel)
         }
     }
 
