@@ -72,10 +72,16 @@ struct ServerIntegrationTests {
 
     @Test func runReturnsWhenTheLayerIsClosedOtherwise() async throws {
         let layer = try RedisPubSubChannelLayer(hosts: ["redis://127.0.0.1:1"])
-        let running = Task { try await layer.run() }
-        try await Task.sleep(for: .milliseconds(50))
+        let returned = OneShot()
+        let running = Task {
+            try await layer.run()
+            returned.fire()
+        }
+        try await Task.sleep(for: .milliseconds(50))  // time to return early, if it did
+        #expect(!returned.hasFired, "run() returned while the layer was open")
         await layer.close()
         try await running.value
+        #expect(returned.hasFired)
     }
 
     /// The in-memory layer is a `Service` too: in a `ServiceGroup` whose shutdown ends it, and
@@ -108,10 +114,16 @@ struct ServerIntegrationTests {
         await #expect { try await cancelled.receive(from: cancelledChannel) } throws: { ($0 as? ChannelLayerError)?.code == .layerClosed }
 
         let closedElsewhere = InMemoryChannelLayer()
-        let runningClosed = Task { try await closedElsewhere.run() }
-        try await Task.sleep(for: .milliseconds(20))
+        let returned = OneShot()
+        let runningClosed = Task {
+            try await closedElsewhere.run()
+            returned.fire()
+        }
+        try await Task.sleep(for: .milliseconds(50))  // time to return early, if it did
+        #expect(!returned.hasFired, "run() returned while the layer was open")
         await closedElsewhere.close()
         try await runningClosed.value
+        #expect(returned.hasFired)
     }
 
     @Test func isHealthyFollowsAnOutage() async throws {
