@@ -15,8 +15,10 @@ extension RedisPubSubChannelLayer {
     /// ```
     public struct Configuration: Sendable {
         /// Redis hosts as URLs: `redis://[[user]:password@]host[:port][/db]`, the same with `rediss://`
-        /// for TLS (with redis-py's `ssl_` query parameters, see ``RedisEndpoint/TLS``) or
-        /// `unix:///path/to/socket`.
+        /// for TLS (with redis-py's `ssl_` query parameters, see ``RedisEndpoint/TLS``),
+        /// `unix:///path/to/socket`, or the master of a Sentinel set,
+        /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master_name` (see
+        /// ``RedisEndpoint/Sentinel``).
         /// To build one from separate settings (a password with any characters in it), use
         /// ``RedisEndpoint``'s ``RedisEndpoint/url``.
         ///

@@ -81,7 +81,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     ///     bootstrapped (`MetricsSystem.factory`). Counters: `channels_redis_published_messages_total`,
     ///     `…_received_messages_total`, `…_delivered_messages_total`, `…_dropped_messages_total`,
     ///     `…_undecodable_messages_total`, `channels_redis_reconnects_total` and
-    ///     `channels_redis_liveness_failures_total` (dimension `shard`). Gauges:
+    ///     `channels_redis_liveness_failures_total`, `channels_redis_failovers_total` (dimension `shard`). Gauges:
     ///     `channels_redis_subscribed_channels`, `channels_redis_subscribed_groups`,
     ///     `channels_redis_unconsumed_channels`, `channels_redis_shard_up` (`shard`; 1 when ready).
     ///     Per-message counts are handed over once a second.
@@ -416,6 +416,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
             undecodableMessages: storage.undecodable.load(ordering: .relaxed),
             reconnects: storage.reconnects.load(ordering: .relaxed),
             livenessFailures: storage.livenessFailures.load(ordering: .relaxed),
+            failovers: storage.failovers.load(ordering: .relaxed),
             unconsumedChannels: storage.unconsumedChannels.load(ordering: .relaxed)
         )
     }
@@ -436,6 +437,9 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         public var reconnects: Int
         /// Connections replaced because a liveness probe did not come back.
         public var livenessFailures: Int
+        /// Times a shard on a Sentinel endpoint (``RedisEndpoint/Sentinel``) left a node because a
+        /// sentinel or the node itself said it was no longer the master.
+        public var failovers: Int
         /// Local channels that have held messages with no consumer taking any for at least
         /// ``Configuration/unconsumedChannelThreshold``, as of the last check (a gauge, not a count
         /// since creation). Usually a channel somebody forgot to discard.

@@ -65,7 +65,7 @@ import Testing
         ("", "has no scheme"),
         ("localhost:6379", "has no scheme"),
         ("redis:/localhost", "has no scheme"),
-        ("http://localhost", "the scheme must be redis://, rediss:// or unix://"),
+        ("http://localhost", "the scheme must be redis://, rediss://, unix:// or redis+sentinel://"),
         ("redis+unix:///tmp/redis.sock", "for a Unix socket write unix:///path/to/socket"),
         ("rediss://localhost:0", "invalid port '0'"),
         ("rediss://localhost?ssl_cert_reqs=maybe", "invalid 'ssl_cert_reqs' 'maybe'; it must be required or none"),

@@ -129,11 +129,38 @@ class Timeout(Exception):
     pass
 
 
+def host_entry(url):
+    """A ``--host`` as channels_redis takes it: a URL as it is, or for
+    ``redis+sentinel://[:password@]host:port[,host:port]/master_name[?sentinel_password=...]`` (the Swift layer's form,
+    which redis-py has no URL for) the dict form ``{"sentinels": [...], "master_name": ..., "password": ...,
+    "sentinel_kwargs": {"password": ...}}``."""
+    from urllib.parse import parse_qs, unquote
+
+    prefix = "redis+sentinel://"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix):]
+    rest, _, query = rest.partition("?")
+    authority, _, path = rest.partition("/")
+    entry = {}
+    if "@" in authority:
+        userinfo, _, authority = authority.rpartition("@")
+        _, _, password = userinfo.partition(":")
+        if password:
+            entry["password"] = unquote(password)
+    entry["sentinels"] = [(node.rpartition(":")[0], int(node.rpartition(":")[2])) for node in authority.split(",")]
+    entry["master_name"] = unquote(path.split("/")[0])
+    sentinel_password = parse_qs(query).get("sentinel_password")
+    if sentinel_password:
+        entry["sentinel_kwargs"] = {"password": sentinel_password[0]}
+    return entry
+
+
 class Peer:
     def __init__(self, options):
         self.hosts = options.host
         self.layer = RedisPubSubChannelLayer(
-            hosts=options.host,
+            hosts=[host_entry(host) for host in options.host],
             prefix=options.prefix,
             serializer_format=options.serializer,
             symmetric_encryption_keys=options.key or None,

@@ -37,7 +37,9 @@ final class HiredisConnection {
         case ready
     }
 
-    let endpoint: RedisEndpoint
+    /// The server of the current context, or of the last one: the endpoint given at `init`, or the
+    /// node a Sentinel named (``connect(timeout:to:)``).
+    private(set) var endpoint: RedisEndpoint
     /// The endpoint's TLS context (`rediss://`), shared with the shard's other connection.
     private let tls: OpenSSLContext?
     private let loop: LibeventLoop
@@ -71,9 +73,13 @@ final class HiredisConnection {
     /// writes them once the socket connects (over TLS: once the handshake is done, `tls.c`).
     ///
     /// Failure is reported through the delegate, never synchronously.
-    func connect(timeout: Duration) {
+    ///
+    /// - Parameter node: The server to connect to instead of the endpoint's address: the master a
+    ///   Sentinel named. It becomes ``endpoint`` (for messages and comparisons) until the next connect.
+    func connect(timeout: Duration, to node: RedisEndpoint? = nil) {
         loop.preconditionInLoop()
         precondition(state == .idle, "connect() on a connection that has a context")
+        if let node { endpoint = node }
         generation &+= 1
         let generation = self.generation
 
@@ -85,6 +91,10 @@ final class HiredisConnection {
             created = redisAsyncConnect(host, Int32(port))
         case .unix(let path):
             created = redisAsyncConnectUnix(path)
+        case .sentinel:
+            // The shard asks the sentinels first and passes the master as `node`.
+            reportFailureLater(generation: generation, ChannelLayerError(.connectionFailed, "cannot connect to \(endpoint): no master was resolved"))
+            return
         }
         guard let context = created, context.pointee.err == 0 else {
             // The one case where hiredis hands us a context with `err` set and no callbacks to come:

@@ -14,10 +14,12 @@ struct PublishPipeline {
     /// instead of one per reply).
     struct InFlightRun {
         enum Kind {
-            /// AUTH or PING of the handshake.
+            /// AUTH, ROLE or PING of the handshake.
             case handshake
             case publish
             case probe
+            /// The ROLE sent beside a liveness probe on a Sentinel endpoint.
+            case roleCheck
         }
         var kind: Kind
         var count: Int
@@ -27,6 +29,7 @@ struct PublishPipeline {
 
         static var handshake: InFlightRun { InFlightRun(kind: .handshake, count: 1) }
         static var probe: InFlightRun { InFlightRun(kind: .probe, count: 1) }
+        static var roleCheck: InFlightRun { InFlightRun(kind: .roleCheck, count: 1) }
     }
 
     struct WaitingPublish {
@@ -65,7 +68,7 @@ struct PublishPipeline {
         sweptPrefix = 0
     }
 
-    /// AUTH or PING of the handshake was sent.
+    /// AUTH, ROLE or PING of the handshake was sent.
     mutating func handshakeSent() {
         inFlight.append(.handshake)
     }
@@ -73,6 +76,11 @@ struct PublishPipeline {
     /// A liveness probe's PUBLISH was sent.
     mutating func probeSent() {
         inFlight.append(.probe)
+    }
+
+    /// The ROLE beside a liveness probe was sent.
+    mutating func roleCheckSent() {
+        inFlight.append(.roleCheck)
     }
 
     /// Records a run of which the publisher queued `count` of `total` PUBLISHes.

@@ -14,6 +14,7 @@ extension RedisEndpoint {
         case tcp
         case tls
         case unix
+        case sentinel
     }
 
     /// What a URL's query says.
@@ -21,6 +22,8 @@ extension RedisEndpoint {
         var database: Int?
         /// `ssl_` parameters, by name, first occurrence only (as redis-py's parse_qs).
         var tls: [String: String] = [:]
+        /// `sentinel_` parameters, by name, first occurrence only.
+        var sentinel: [String: String] = [:]
     }
 
     static func parse(_ url: String) throws(ParseError) -> RedisEndpoint {
@@ -29,7 +32,7 @@ extension RedisEndpoint {
             throw ParseError("contains \(what); percent-encode it (a space is %20)")
         }
         guard let separator = url.firstRange(of: "://") else {
-            throw ParseError("has no scheme; write redis://host[:port][/db] or unix:///path/to/socket")
+            throw ParseError("has no scheme; write redis://host[:port][/db], unix:///path/to/socket or redis+sentinel://host[:port][,host[:port]]/master_name")
         }
         let scheme: Scheme
         switch url[..<separator.lowerBound].lowercased() {
@@ -39,10 +42,14 @@ extension RedisEndpoint {
             scheme = .unix
         case "rediss":
             scheme = .tls
+        case "redis+sentinel":
+            scheme = .sentinel
+        case "rediss+sentinel":
+            throw ParseError("TLS with Sentinel (rediss+sentinel://) is not supported yet; use redis+sentinel:// on a trusted network")
         case "redis+unix", "redis-socket":
-            throw ParseError("the scheme must be redis://, rediss:// or unix://; for a Unix socket write unix:///path/to/socket")
+            throw ParseError("the scheme must be redis://, rediss://, unix:// or redis+sentinel://; for a Unix socket write unix:///path/to/socket")
         default:
-            throw ParseError("the scheme must be redis://, rediss:// or unix://")
+            throw ParseError("the scheme must be redis://, rediss://, unix:// or redis+sentinel://")
         }
         let rest = url[separator.upperBound...]
         if rest.contains("#") {
@@ -95,6 +102,9 @@ extension RedisEndpoint {
         if scheme != .tls, let name = parsedQuery.tls.keys.sorted().first {
             throw ParseError("has the TLS parameter '\(name)', which needs a rediss:// URL")
         }
+        if scheme != .sentinel, let name = parsedQuery.sentinel.keys.sorted().first {
+            throw ParseError("has the Sentinel parameter '\(name)', which needs a redis+sentinel:// URL")
+        }
         switch scheme {
         case .tcp, .tls:
             let (host, port) = try parseHostAndPort(hostAndPort)
@@ -122,10 +132,41 @@ extension RedisEndpoint {
             }
             let database = parsedQuery.database ?? 0
             return RedisEndpoint(address: .unixDomainSocket(path: socketPath), username: username, password: password, database: database)
+        case .sentinel:
+            var sentinels: [Address] = []
+            for node in hostAndPort.split(separator: ",", omittingEmptySubsequences: false) {
+                guard !node.isEmpty else {
+                    throw ParseError("has an empty sentinel address; separate sentinels with single commas: host:26379,host:26380")
+                }
+                let (host, port) = try parseHostAndPort(node, defaultPort: Sentinel.defaultPort)
+                sentinels.append(.hostname(host, port: port))
+            }
+            let (masterName, pathDatabase) = try parseSentinelPath(path)
+            var sentinel = Sentinel(masterName: masterName, sentinels: sentinels)
+            sentinel.username = parsedQuery.sentinel["sentinel_username"].flatMap { $0.isEmpty ? nil : $0 }
+            sentinel.password = parsedQuery.sentinel["sentinel_password"].flatMap { $0.isEmpty ? nil : $0 }
+            let database = parsedQuery.database ?? pathDatabase
+            return RedisEndpoint(address: .sentinel(sentinel), username: username, password: password, database: database)
         }
     }
 
-    private static func parseHostAndPort(_ text: Substring) throws(ParseError) -> (host: String, port: Int) {
+    /// `/master_name[/db]`: the master's name (percent-decoded) and the database, 0 if absent.
+    private static func parseSentinelPath(_ path: Substring) throws(ParseError) -> (masterName: String, database: Int) {
+        let parts = path.dropFirst().split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, !first.isEmpty else {
+            throw ParseError("names no master; write redis+sentinel://host:26379/master_name (the name the sentinels monitor)")
+        }
+        let masterName = percentDecode(first)
+        // Sentinel takes the name as one argument and prints it in space-separated events.
+        guard !masterName.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else {
+            throw ParseError("has a master name with a space or control character, which Sentinel cannot monitor")
+        }
+        guard parts.count == 2 else { return (masterName, 0) }
+        guard !parts[1].isEmpty else { return (masterName, 0) }
+        return (masterName, try parseDatabase(percentDecode(parts[1])[...], from: "the path"))
+    }
+
+    private static func parseHostAndPort(_ text: Substring, defaultPort: Int = RedisEndpoint.defaultPort) throws(ParseError) -> (host: String, port: Int) {
         let hostPart: Substring
         let portPart: Substring?
         if text.hasPrefix("[") {
@@ -142,7 +183,7 @@ extension RedisEndpoint {
                 throw ParseError("has '\(afterBracket)' after the IPv6 address; only ':port' may follow it")
             }
             let host = try ipv6Host(hostPart)
-            return (host, try parsePort(portPart))
+            return (host, try parsePort(portPart, defaultPort: defaultPort))
         }
         if let colon = text.firstIndex(of: ":") {
             hostPart = text[..<colon]
@@ -161,7 +202,7 @@ extension RedisEndpoint {
         guard host.utf8.allSatisfy(isHostNameByte) else {
             throw ParseError("has an invalid host name; use letters, digits, '-', '_' and '.', or an IP address")
         }
-        return (host, try parsePort(portPart))
+        return (host, try parsePort(portPart, defaultPort: defaultPort))
     }
 
     /// Validates the inside of `[...]`: hex digits, ':' and '.' (for an embedded IPv4), plus an optional zone
@@ -183,7 +224,7 @@ extension RedisEndpoint {
         return decoded
     }
 
-    private static func parsePort(_ text: Substring?) throws(ParseError) -> Int {
+    private static func parsePort(_ text: Substring?, defaultPort: Int) throws(ParseError) -> Int {
         // An empty port ("host:") means the default, as in RFC 3986 and redis-py.
         guard let text, !text.isEmpty else { return defaultPort }
         guard text.utf8.allSatisfy(isDigit), let port = Int(text), (1...65535).contains(port) else {
@@ -211,9 +252,14 @@ extension RedisEndpoint {
                 if result.database == nil { result.database = parsed }
             } else if TLS.parameterNames.contains(name) {
                 if result.tls[name] == nil { result.tls[name] = value }
+            } else if Sentinel.parameterNames.contains(name) {
+                if result.sentinel[name] == nil { result.sentinel[name] = value }
             } else {
                 let known = TLS.parameterNames.sorted().map { "'\($0)'" }.joined(separator: ", ")
-                throw ParseError("has the unsupported query parameter '\(name)'; only 'db' and, on rediss://, \(known) are understood")
+                let sentinel = Sentinel.parameterNames.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw ParseError(
+                    "has the unsupported query parameter '\(name)'; only 'db', on rediss:// \(known), and on redis+sentinel:// \(sentinel) are understood"
+                )
             }
         }
         return result

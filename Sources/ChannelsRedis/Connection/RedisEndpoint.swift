@@ -20,6 +20,9 @@
 ///   system's trust store unless the `ssl_` parameters redis-py reads say otherwise (``TLS`` lists them), e.g.
 ///   `rediss://127.0.0.1:6380?ssl_ca_certs=/etc/redis/ca.crt`.
 /// - `unix://[[username]:password@]/path/to/socket[?db=N]`.
+/// - `redis+sentinel://[[username]:password@]host[:port][,host[:port]…]/master_name[/db][?sentinel_password=…]`: the
+///   master the sentinels name (``Sentinel``); the credentials before the `@` are the data nodes', a sentinel's port
+///   defaults to 26379, and `sentinel_username` and `sentinel_password` log in to the sentinels.
 ///
 /// As in redis-py: the scheme and host are case-insensitive (the host is lowercased), the username, password, host and
 /// socket path are percent-decoded (write `%40` for an `@` in a password; an escape that is not `%XX` is kept as
@@ -37,7 +40,8 @@
 ///
 /// The password never appears in ``description`` or in an error message.
 public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// How to reach a server: a TCP host and port (in plain text or over TLS), or a Unix domain socket.
+    /// How to reach a server: a TCP host and port (in plain text or over TLS), a Unix domain socket,
+    /// or the master of a Sentinel set.
     ///
     /// A struct with static members rather than a public enum, so that kinds of address can be
     /// added (Sentinel, Cluster) without breaking a `switch` in user code.
@@ -47,6 +51,8 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
             case tcp(host: String, port: Int)
             /// The path of a Unix domain socket.
             case unix(path: String)
+            /// Whichever node the sentinels name the master (`RedisEndpoint+Sentinel.swift`).
+            case sentinel(Sentinel)
         }
 
         let kind: Kind
@@ -94,11 +100,13 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
             if case .unix(let path) = kind { path } else { nil }
         }
 
-        /// `host:port` (IPv6 in brackets) or the socket path.
+        /// `host:port` (IPv6 in brackets), the socket path, or `master_name@host:port,host:port` for
+        /// a Sentinel set.
         public var description: String {
             switch kind {
             case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             case .unix(let path): path
+            case .sentinel(let settings): "\(settings.masterName)@" + settings.sentinels.map(\.description).joined(separator: ",")
             }
         }
     }
@@ -152,6 +160,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         switch address.kind {
         case .tcp: text = address.tls == nil ? "redis://" : "rediss://"
         case .unix: text = "unix://"
+        case .sentinel: text = "redis+sentinel://"
         }
         let username = username.flatMap { $0.isEmpty ? nil : $0 }
         let password = password.flatMap { $0.isEmpty ? nil : $0 }
@@ -171,6 +180,19 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         case .unix(let path):
             text += Self.percentEncode(path, keeping: Self.unreserved.union([UInt8(ascii: "/")]))
             if database != 0 { text += "?db=\(database)" }
+        case .sentinel(let settings):
+            text += settings.sentinels.map { sentinel in
+                guard case .tcp(let host, let port) = sentinel.kind else { return "\(sentinel)" }
+                return host.contains(":") ? "[\(host.replacingPercent())]:\(port)" : "\(host):\(port)"
+            }.joined(separator: ",")
+            text += "/\(Self.percentEncode(settings.masterName, keeping: Self.unreserved))/\(database)"
+            let parameters = settings.queryParameters
+            if !parameters.isEmpty {
+                text += "?" + parameters.map { parameter in
+                    let shown = showingPassword || parameter.name != "sentinel_password"
+                    return "\(parameter.name)=\(shown ? Self.percentEncode(parameter.value, keeping: Self.unreserved) : "***")"
+                }.joined(separator: "&")
+            }
         }
         return text
     }

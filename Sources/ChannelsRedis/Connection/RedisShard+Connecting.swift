@@ -21,18 +21,41 @@ extension RedisShard {
 
     private func connect(_ role: Role) {
         logger.debug("connecting \(role)")
+        connectAttempts[role] &+= 1
+        guard let sentinel else { return connect(role, to: nil) }
+        // Ask the sentinels first, every time: after a failover the old address is the wrong one.
+        let attempt = connectAttempts[role]
+        sentinel.resolve { [self] result in
+            guard !closed, connectAttempts[role] == attempt else { return }
+            switch result {
+            case .success(let master):
+                connect(role, to: RedisEndpoint(address: master, username: endpoint.username, password: endpoint.password, database: endpoint.database))
+            case .failure(let error):
+                connectionLost(role, error: error)
+            }
+        }
+        sentinel.startWatching()
+    }
+
+    private func connect(_ role: Role, to node: RedisEndpoint?) {
         switch role {
-        case .publisher: connectPublisher()
-        case .subscriber: connectSubscriber()
+        case .publisher: connectPublisher(to: node)
+        case .subscriber: connectSubscriber(to: node)
         }
     }
 
-    private func connectPublisher() {
+    private func connectPublisher(to node: RedisEndpoint?) {
         pipeline.connectionStarted()
-        publisher.connect(timeout: configuration.connectTimeout)
+        publisherHandshakeFailed = false
+        publisher.connect(timeout: configuration.connectTimeout, to: node)
         guard publisher.state == .connecting else { return }  // failure is reported later
         if let auth = authArguments() {
             publisher.command(auth)
+            pipeline.handshakeSent()
+        }
+        if sentinel != nil {
+            // The sentinels may be behind a failover; only the node itself knows what it is.
+            publisher.command(["ROLE"])
             pipeline.handshakeSent()
         }
         // A reply to PING proves the server answers, not only that TCP connected.
@@ -40,14 +63,20 @@ extension RedisShard {
         pipeline.handshakeSent()
     }
 
-    private func connectSubscriber() {
-        subscriber.connect(timeout: configuration.connectTimeout)
+    private func connectSubscriber(to node: RedisEndpoint?) {
+        subscriber.connect(timeout: configuration.connectTimeout, to: node)
         guard subscriber.state == .connecting else { return }
         if let auth = authArguments() {
             subscriber.command(auth)
         }
+        initialConfirmationsPending = 0
+        if sentinel != nil {
+            // Answered before any push: hiredis 0.14.1 shifts normal replies first.
+            subscriber.command(["ROLE"])
+            initialConfirmationsPending += 1
+        }
         sendSubscriptionCommand("SUBSCRIBE", [internalChannel])
-        initialConfirmationsPending = 1
+        initialConfirmationsPending += 1
         if case .subscribe(let channels) = subscriptions.connected() {
             initialConfirmationsPending += channels.count
             sendSubscriptionCommand("SUBSCRIBE", channels)
@@ -195,6 +224,7 @@ extension RedisShard {
             return probe.stop()
         }
         pipeline.probeSent()
+        if sentinel != nil, publisher.command(["ROLE"]) { pipeline.roleCheckSent() }
         perform(probe.sent(id: id))
     }
 }

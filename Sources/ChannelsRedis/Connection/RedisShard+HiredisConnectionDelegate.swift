@@ -7,13 +7,27 @@ extension RedisShard: HiredisConnectionDelegate {
         if connection === publisher {
             publisherReply(reply)
         } else {
-            // The subscriber's only normal command is AUTH.
-            if let reply, reply.pointee.type == REDIS_REPLY_ERROR {
+            // The subscriber's normal commands are AUTH and, on a Sentinel endpoint, ROLE.
+            guard let reply else { return }
+            if reply.pointee.type == REDIS_REPLY_ERROR {
                 let text = RedisReply.text(reply) ?? "error"
-                let error = ChannelLayerError(.connectionFailed, "AUTH to \(endpoint) failed: \(text)")
-                health.lastError = error
-                loop.execute(with: self) { shard in shard.subscriber.fail(error) }
+                let error = ChannelLayerError(.connectionFailed, "handshake with \(subscriber.endpoint) failed: \(text)")
+                failSubscriberLater(error)
+            } else if let role = Self.role(reply) {
+                guard role == "master" else { return failSubscriberLater(notMasterError(role, on: subscriber)) }
+                initialConfirmationsPending -= 1
+                if initialConfirmationsPending == 0 { subscriberBecameReady() }
             }
+        }
+    }
+
+    private func failSubscriberLater(_ error: ChannelLayerError) {
+        health.lastError = error
+        // Not inside the callback: hiredis is still iterating this context's replies.
+        let generation = subscriber.generation
+        loop.execute(with: self) { shard in
+            guard shard.subscriber.generation == generation else { return }
+            shard.subscriber.fail(error)
         }
     }
 
@@ -48,17 +62,29 @@ extension RedisShard: HiredisConnectionDelegate {
             }
         case .handshake:
             guard let reply else { return }
+            var failure: ChannelLayerError?
             if reply.pointee.type == REDIS_REPLY_ERROR {
                 let text = RedisReply.text(reply) ?? "error"
-                let error = ChannelLayerError(.connectionFailed, "handshake with \(endpoint) failed: \(text)")
-                health.lastError = error
+                failure = ChannelLayerError(.connectionFailed, "handshake with \(publisher.endpoint) failed: \(text)")
+            } else if let role = Self.role(reply), role != "master" {
+                failure = notMasterError(role, on: publisher)
+            }
+            if let failure {
+                publisherHandshakeFailed = true
+                health.lastError = failure
                 // Not inside the callback: hiredis is still iterating this context's replies.
-                loop.execute(with: self) { shard in shard.publisher.fail(error) }
-            } else if pipeline.isHandshakeFinished {
+                let generation = publisher.generation
+                loop.execute(with: self) { shard in
+                    guard shard.publisher.generation == generation else { return }
+                    shard.publisher.fail(failure)
+                }
+            } else if pipeline.isHandshakeFinished, !publisherHandshakeFailed {
                 publisherBecameReady()
             }
         case .probe:
             if reply != nil { probe.publisherReplied() }
+        case .roleCheck:
+            if let reply { roleChecked(reply) }
         }
     }
 

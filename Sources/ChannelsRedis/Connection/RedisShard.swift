@@ -80,6 +80,9 @@ final class RedisShard {
 
     let publisher: HiredisConnection
     let subscriber: HiredisConnection
+    /// For a Sentinel endpoint: asks where the master is before each connect, and watches for
+    /// failovers (`RedisShard+Sentinel.swift`).
+    let sentinel: SentinelClient?
 
     /// The subscriber's permanent subscription. hiredis 0.14.1 aborts on an assert when a normal
     /// command follows the UNSUBSCRIBE of the last channel before its reply, so the subscriber is
@@ -116,8 +119,12 @@ final class RedisShard {
         let lifecycle = ConnectionStateMachine(retry: configuration.retry)
         self.lifecycles = PerRole(publisher: lifecycle, subscriber: lifecycle)
         self.probe = LivenessProbe(interval: configuration.livenessInterval, timeout: configuration.livenessTimeout)
+        self.sentinel = endpoint.address.sentinel.map { settings in
+            SentinelClient(settings: settings, loop: loop, configuration: configuration, logger: logger)
+        }
         publisher.delegate = self
         subscriber.delegate = self
+        sentinel?.delegate = self
     }
 
     // MARK: State
@@ -129,9 +136,17 @@ final class RedisShard {
     var pipeline = PublishPipeline()
     var subscriptions = SubscriptionStateMachine()
     var subscribeWaiters = SubscribeWaiters()
-    /// The SUBSCRIBE confirmations a new subscriber connection waits for before it is ready: its
-    /// internal channel's and those of every channel wanted when it connected.
+    /// The replies a new subscriber connection waits for before it is ready: the SUBSCRIBE
+    /// confirmations of its internal channel and of every channel wanted when it connected, and
+    /// on a Sentinel endpoint the `ROLE` that says it reached the master.
     var initialConfirmationsPending = 0
+    /// Bumped for each connect and each stop of a connection, so that the answer of a Sentinel
+    /// query made for an attempt that was stopped meanwhile is ignored.
+    var connectAttempts = PerRole(publisher: 0, subscriber: 0)
+    /// Whether a handshake reply of the publisher's current connection refused it (an error, or a
+    /// ROLE that is not master): the replies after it must not make the connection ready before
+    /// its failure, a job later, closes it.
+    var publisherHandshakeFailed = false
     var probe: LivenessProbe
 
     // Timers. Their closures hold the shard strongly, not weakly: a weak reference gives an object
@@ -309,6 +324,7 @@ final class RedisShard {
         sweepTimer?.cancel()
         sweepTimer = nil
         stopProbing()
+        sentinel?.close()
         perform(lifecycles.publisher.close(), for: .publisher)  // in-flight entries are answered with NULL during this call
         perform(lifecycles.subscriber.close(), for: .subscriber)
         let error = ChannelLayerError.closed()
@@ -321,6 +337,7 @@ final class RedisShard {
 
     /// Ends a connection's reconnect timer, or the connection itself.
     func perform(_ action: ConnectionStateMachine.StopAction, for role: Role) {
+        connectAttempts[role] &+= 1
         switch action {
         case .cancelReconnect:
             reconnectTimers[role]?.cancel()

@@ -52,11 +52,13 @@ struct ShardMetrics {
     let up: Gauge
     let reconnects: Counter
     let livenessFailures: Counter
+    let failovers: Counter
 
     init(shard: Int, factory: any MetricsFactory) {
         let dimensions = [("shard", "\(shard)")]
         up = Gauge(label: "channels_redis_shard_up", dimensions: dimensions, factory: factory)
         reconnects = Counter(label: "channels_redis_reconnects_total", dimensions: dimensions, factory: factory)
         livenessFailures = Counter(label: "channels_redis_liveness_failures_total", dimensions: dimensions, factory: factory)
+        failovers = Counter(label: "channels_redis_failovers_total", dimensions: dimensions, factory: factory)
     }
 }

@@ -20,6 +20,8 @@ final class LayerStatistics: Sendable {
     let unroutable = Atomic<Int>(0)
     let reconnects = Atomic<Int>(0)
     let livenessFailures = Atomic<Int>(0)
+    /// Times a shard on a Sentinel endpoint left a node that was no longer the master.
+    let failovers = Atomic<Int>(0)
     /// Local channels holding messages that no consumer took for `unconsumedChannelThreshold`, as
     /// of the last sweep.
     let unconsumedChannels = Atomic<Int>(0)

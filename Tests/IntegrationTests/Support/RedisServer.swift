@@ -38,6 +38,8 @@ final class RedisServer: Sendable {
     let directory: String
     /// redis-server's stdout and stderr, every launch appended, each after a `--- fixture:` marker line.
     let logPath: String
+    /// The configuration file given to ``start(arguments:configuration:)``, if any (a sentinel rewrites it).
+    let configurationPath: String?
 
     private let state: Mutex<State>
 
@@ -48,7 +50,7 @@ final class RedisServer: Sendable {
         var launches = 0
     }
 
-    private init(executable: String, extraArguments: [String], port: Int) throws {
+    private init(executable: String, extraArguments: [String], port: Int, configuration: String?) throws {
         self.executable = executable
         self.extraArguments = extraArguments
         if let index = extraArguments.firstIndex(of: "--requirepass"), index + 1 < extraArguments.count {
@@ -62,6 +64,13 @@ final class RedisServer: Sendable {
         }
         self.directory = String(cString: created)
         self.logPath = directory + "/redis-server.log"
+        if let configuration {
+            let path = directory + "/redis.conf"
+            try configuration.write(toFile: path, atomically: true, encoding: .utf8)
+            self.configurationPath = path
+        } else {
+            self.configurationPath = nil
+        }
         self.state = Mutex(State(port: port))
     }
 
@@ -76,16 +85,24 @@ final class RedisServer: Sendable {
     /// --loglevel warning --dir <temporary directory>` and then `arguments`. Tries another port when the chosen one was
     /// taken in the meantime.
     ///
-    /// - Parameter arguments: more `redis-server` arguments, e.g. `["--requirepass", "secret"]`.
+    /// - Parameters:
+    ///   - arguments: more `redis-server` arguments, e.g. `["--requirepass", "secret"]`.
+    ///   - configuration: the text of a configuration file to start it with (written to its directory and passed first),
+    ///     e.g. a sentinel's `sentinel monitor …` lines with `arguments: ["--sentinel"]`.
     /// - Throws: ``FixtureError`` `.notFound` when there is no `redis-server`; `.startFailed` (with the log's tail) when
     ///   it does not come up within ``readinessTimeout``.
-    static func start(arguments extra: [String] = []) async throws -> RedisServer {
+    static func start(arguments extra: [String] = [], configuration: String? = nil) async throws -> RedisServer {
         guard let executable = ChildProcess.locate("redis-server", extraDirectories: ["/usr/bin", "/usr/local/bin"]) else {
             throw FixtureError(.notFound, "redis-server not found: install it with `apt-get install -y redis-server` or run `bash .ci/test`")
         }
         var lastError: (any Error)?
         for _ in 0..<8 {
-            let server = try RedisServer(executable: executable, extraArguments: extra, port: try LoopbackSocket.freeServerPort())
+            let server = try RedisServer(
+                executable: executable,
+                extraArguments: extra,
+                port: try LoopbackSocket.freeServerPort(),
+                configuration: configuration
+            )
             do {
                 try await server.launch()
                 return server
@@ -179,7 +196,7 @@ final class RedisServer: Sendable {
     }
 
     private func launchArguments(port: Int) -> [String] {
-        [
+        (configurationPath.map { [$0] } ?? []) + [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--protected-mode", "no", "--loglevel", "warning", "--dir", directory,
         ] + extraArguments
