@@ -94,8 +94,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         let endpoints = try configuration.validated()
         // TLS files are loaded now, so that a bad one fails here rather than at every connect.
         let tlsContexts = try endpoints.map { endpoint throws(ChannelLayerError) -> OpenSSLContext? in
-            guard let tls = endpoint.address.tls, let host = endpoint.address.host else { return nil }
-            return try OpenSSLContext(settings: tls, host: host, endpoint: endpoint)
+            guard let tls = endpoint.address.tls else { return nil }
+            return try OpenSSLContext(settings: tls, host: endpoint.address.host, endpoint: endpoint)
         }
         self.configuration = configuration
         self.logger = logger

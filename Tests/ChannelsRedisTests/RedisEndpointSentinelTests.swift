@@ -30,6 +30,15 @@ import Testing
             )
         ),
         ("redis+sentinel://h/m?sentinel_password=", RedisEndpoint(address: sentinel("m", [("h", 26379)]))),
+        (
+            "rediss+sentinel://h1,h2:7/m?ssl_ca_certs=/etc/redis/ca.crt&sentinel_password=x&ssl_check_hostname=false",
+            RedisEndpoint(
+                address: .sentinel(
+                    RedisEndpoint.Sentinel(masterName: "m", sentinels: [.hostname("h1", port: 26379), .hostname("h2", port: 7)], password: "x"),
+                    tls: RedisEndpoint.TLS(trustRoots: .certificateFile("/etc/redis/ca.crt"), verification: .noHostnameVerification)
+                )
+            )
+        ),
     ]
 
     @Test func parsesSentinelURLs() throws {
@@ -55,7 +64,7 @@ import Testing
             ("redis+sentinel://a/m?sentinel_kwargs=x", "unsupported query parameter 'sentinel_kwargs'"),
             ("redis+sentinel://a/m?ssl_ca_certs=/ca", "which needs a rediss:// URL"),
             ("redis://a?sentinel_password=x", "which needs a redis+sentinel:// URL"),
-            ("rediss+sentinel://a/m", "TLS with Sentinel (rediss+sentinel://) is not supported yet"),
+            ("rediss+sentinel://a/m?ssl_keyfile=/k.pem", "has 'ssl_keyfile' without 'ssl_certfile'"),
             ("redis+sentinel://:pa/ss@a/m", "has an '@' after the host"),
         ]
         for (url, reason) in invalid {
@@ -70,6 +79,8 @@ import Testing
         #expect(endpoint.description == "redis+sentinel://:***@h:1,[::1]:2/m/1?sentinel_password=***")
         #expect(endpoint.address.description == "m@h:1,[::1]:2")
         #expect(!endpoint.description.contains("pw"))
+        let tls = try RedisEndpoint(url: "rediss+sentinel://:data-pw@h/m?sentinel_password=sentinel-pw&ssl_ca_certs=/ca.crt")
+        #expect(tls.description == "rediss+sentinel://:***@h:26379/m/0?sentinel_password=***&ssl_ca_certs=/ca.crt")
         let rejected = #expect(throws: ChannelLayerError.self) { try RedisEndpoint(url: "redis+sentinel://:data-pw@h/m?sentinel_password=sentinel-pw&x=1") }
         #expect(rejected?.message.contains("pw") == false, "\(rejected?.message ?? "")")
     }

@@ -199,6 +199,34 @@ struct SentinelTests {
         await layer.close()
     }
 
+    /// `rediss+sentinel://`: the sentinels, the master and, after the failover, the new master are
+    /// all reached over TLS, each certificate checked against the address the layer was given (the
+    /// test certificate is for 127.0.0.1).
+    @Test func followsAFailoverOverTLS() async throws {
+        let deployment = try await SentinelDeployment.start(password: "data-secret", tls: try await TLSCertificates.shared())
+        defer { deployment.stop() }
+        let subscribed = try await SubscribedLayer(faultConfiguration(deployment.url))
+        let (layer, events, collector) = (subscribed.layer, subscribed.events, subscribed.collector)
+        try await expectEveryMessage(layer, to: collector, channel: subscribed.channel, group: "room", count: 50, tag: "before")
+        let old = deployment.nodes[0]
+        #expect(try socketsConnected(toPort: deployment.layerPort(of: old)) == 2)
+        #expect(try socketsConnected(toPort: old.port) == 0)
+        try await eventually(timeout: .seconds(5), "one watch connection, on a sentinel's TLS port") {
+            try deployment.sentinelPorts.map { try socketsConnected(toPort: $0) }.reduce(0, +) == 1
+                && deployment.sentinels.map { try socketsConnected(toPort: $0.port) }.reduce(0, +) == 0
+        }
+
+        let new = try await deployment.failover()
+        _ = try await timeUntilDelivery(layer, to: collector, channel: subscribed.channel, within: resumeAfterFailover)
+        try await eventually(timeout: .seconds(10), "both connections on the new master's TLS port") {
+            try socketsConnected(toPort: deployment.layerPort(of: new)) == 2 && socketsConnected(toPort: deployment.layerPort(of: old)) == 0
+        }
+        #expect(events.reconnects >= 1)
+        try await expectEveryMessage(layer, to: collector, channel: subscribed.channel, group: "room", count: 50, tag: "after")
+        await collector.stop()
+        await layer.close()
+    }
+
     @Test func aPythonPeerOnTheSameSentinelsSharesTheLayerThroughAFailover() async throws {
         let deployment = try await SentinelDeployment.start(password: "data-secret")
         defer { deployment.stop() }

@@ -122,7 +122,8 @@ final class HiredisConnection {
         if let tls {
             var error = [CChar](repeating: 0, count: 256)
             let checkHostname: Int32 = tls.settings.verification.verifiesHostname ? 1 : 0
-            if chr_io_use_tls(context, tls.pointer, tls.serverName, checkHostname, &error, error.count) != REDIS_OK {
+            let serverName = tls.serverName ?? endpoint.address.host ?? ""
+            if chr_io_use_tls(context, tls.pointer, serverName, checkHostname, &error, error.count) != REDIS_OK {
                 redisAsyncFree(context)
                 self.context = nil
                 self.state = .idle

@@ -12,11 +12,13 @@ final class OpenSSLContext: @unchecked Sendable {
     // it are used on the loop thread only (HiredisConnection).
     let pointer: OpaquePointer
     let settings: RedisEndpoint.TLS
-    /// The name sent as SNI and checked against the certificate.
-    let serverName: String
+    /// The name sent as SNI and checked against the certificate, when it is fixed: the settings'
+    /// ``RedisEndpoint/TLS/serverName`` or the endpoint's host. `nil` for a Sentinel endpoint, whose
+    /// connections each check the host they were given (a sentinel's, or the master's).
+    let serverName: String?
 
     /// - Throws: ``ChannelLayerError`` with code `invalidConfiguration` saying which file failed and why.
-    init(settings: RedisEndpoint.TLS, host: String, endpoint: RedisEndpoint) throws(ChannelLayerError) {
+    init(settings: RedisEndpoint.TLS, host: String?, endpoint: RedisEndpoint) throws(ChannelLayerError) {
         var error = [CChar](repeating: 0, count: 512)
         let created = chr_io_tls_create(
             settings.trustRoots.certificateFile,

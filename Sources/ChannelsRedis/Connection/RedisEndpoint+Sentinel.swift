@@ -14,7 +14,8 @@ extension RedisEndpoint {
     /// sentinel could be reached to say so.
     ///
     /// As a `hosts` string:
-    /// `redis+sentinel://[[username]:password@]host[:port][,host[:port]…]/master_name[/db]`, with the
+    /// `redis+sentinel://[[username]:password@]host[:port][,host[:port]…]/master_name[/db]`
+    /// (`rediss+sentinel://` for TLS), with the
     /// sentinels' own credentials in the query parameters `sentinel_username` and
     /// `sentinel_password`. A sentinel's port defaults to 26379.
     ///
@@ -27,8 +28,12 @@ extension RedisEndpoint {
     /// print(endpoint)  // redis+sentinel://:***@10.0.0.1:26379,10.0.0.2:26379/mymaster/0
     /// ```
     ///
-    /// TLS to the sentinels and data nodes (`rediss+sentinel://`) is not supported yet: the layer
-    /// refuses such a URL rather than connecting in plain text.
+    /// Over TLS (``RedisEndpoint/Address/sentinel(_:tls:)``, or `rediss+sentinel://` with the `ssl_`
+    /// parameters of ``RedisEndpoint/TLS``) the sentinels and the data nodes are all reached over TLS
+    /// with the same settings, and each certificate is checked against the host that connection was
+    /// given: the sentinel's as configured, the master's as the sentinels name it (usually an IP
+    /// address, so it must be in the certificate's subject alternative names), unless
+    /// ``RedisEndpoint/TLS/serverName`` names one for all of them.
     public struct Sentinel: Sendable, Hashable {
         /// The name the sentinels monitor the master under (`sentinel monitor <name> …`).
         public var masterName: String
@@ -74,6 +79,12 @@ extension RedisEndpoint.Address {
     /// ``RedisEndpoint/Sentinel``.
     public static func sentinel(_ settings: RedisEndpoint.Sentinel) -> RedisEndpoint.Address {
         RedisEndpoint.Address(kind: .sentinel(settings))
+    }
+
+    /// A master found through Redis Sentinel, with the sentinels and the data nodes reached over
+    /// TLS (a `rediss+sentinel://` URL).
+    public static func sentinel(_ settings: RedisEndpoint.Sentinel, tls: RedisEndpoint.TLS) -> RedisEndpoint.Address {
+        RedisEndpoint.Address(kind: .sentinel(settings), tls: tls)
     }
 
     /// The Sentinel settings, or `nil` for an address that names its server directly.

@@ -15,6 +15,7 @@ extension RedisEndpoint {
         case tls
         case unix
         case sentinel
+        case sentinelTLS
     }
 
     /// What a URL's query says.
@@ -45,7 +46,7 @@ extension RedisEndpoint {
         case "redis+sentinel":
             scheme = .sentinel
         case "rediss+sentinel":
-            throw ParseError("TLS with Sentinel (rediss+sentinel://) is not supported yet; use redis+sentinel:// on a trusted network")
+            scheme = .sentinelTLS
         case "redis+unix", "redis-socket":
             throw ParseError("the scheme must be redis://, rediss://, unix:// or redis+sentinel://; for a Unix socket write unix:///path/to/socket")
         default:
@@ -99,10 +100,10 @@ extension RedisEndpoint {
         // The query is parsed last for the same reason: in a malformed URL it may hold part of a password.
         var parsedQuery = Query()
         if let query { parsedQuery = try parseQuery(query) }
-        if scheme != .tls, let name = parsedQuery.tls.keys.sorted().first {
+        if scheme != .tls, scheme != .sentinelTLS, let name = parsedQuery.tls.keys.sorted().first {
             throw ParseError("has the TLS parameter '\(name)', which needs a rediss:// URL")
         }
-        if scheme != .sentinel, let name = parsedQuery.sentinel.keys.sorted().first {
+        if scheme != .sentinel, scheme != .sentinelTLS, let name = parsedQuery.sentinel.keys.sorted().first {
             throw ParseError("has the Sentinel parameter '\(name)', which needs a redis+sentinel:// URL")
         }
         switch scheme {
@@ -132,7 +133,7 @@ extension RedisEndpoint {
             }
             let database = parsedQuery.database ?? 0
             return RedisEndpoint(address: .unixDomainSocket(path: socketPath), username: username, password: password, database: database)
-        case .sentinel:
+        case .sentinel, .sentinelTLS:
             var sentinels: [Address] = []
             for node in hostAndPort.split(separator: ",", omittingEmptySubsequences: false) {
                 guard !node.isEmpty else {
@@ -146,7 +147,8 @@ extension RedisEndpoint {
             sentinel.username = parsedQuery.sentinel["sentinel_username"].flatMap { $0.isEmpty ? nil : $0 }
             sentinel.password = parsedQuery.sentinel["sentinel_password"].flatMap { $0.isEmpty ? nil : $0 }
             let database = parsedQuery.database ?? pathDatabase
-            return RedisEndpoint(address: .sentinel(sentinel), username: username, password: password, database: database)
+            let address: Address = scheme == .sentinelTLS ? .sentinel(sentinel, tls: try parseTLS(parsedQuery.tls)) : .sentinel(sentinel)
+            return RedisEndpoint(address: address, username: username, password: password, database: database)
         }
     }
 

@@ -22,7 +22,8 @@
 /// - `unix://[[username]:password@]/path/to/socket[?db=N]`.
 /// - `redis+sentinel://[[username]:password@]host[:port][,host[:port]…]/master_name[/db][?sentinel_password=…]`: the
 ///   master the sentinels name (``Sentinel``); the credentials before the `@` are the data nodes', a sentinel's port
-///   defaults to 26379, and `sentinel_username` and `sentinel_password` log in to the sentinels.
+///   defaults to 26379, and `sentinel_username` and `sentinel_password` log in to the sentinels. `rediss+sentinel://`
+///   reaches the sentinels and the data nodes over TLS, with the `ssl_` parameters of `rediss://`.
 ///
 /// As in redis-py: the scheme and host are case-insensitive (the host is lowercased), the username, password, host and
 /// socket path are percent-decoded (write `%40` for an `@` in a password; an escape that is not `%XX` is kept as
@@ -160,7 +161,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         switch address.kind {
         case .tcp: text = address.tls == nil ? "redis://" : "rediss://"
         case .unix: text = "unix://"
-        case .sentinel: text = "redis+sentinel://"
+        case .sentinel: text = address.tls == nil ? "redis+sentinel://" : "rediss+sentinel://"
         }
         let username = username.flatMap { $0.isEmpty ? nil : $0 }
         let password = password.flatMap { $0.isEmpty ? nil : $0 }
@@ -173,10 +174,7 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         case .tcp(let host, let port):
             let host = host.contains(":") ? "[\(host.replacingPercent())]" : host
             text += "\(host):\(port)/\(database)"
-            if let tls = address.tls, !tls.queryParameters.isEmpty {
-                let valueBytes = Self.unreserved.union(Array("/:,".utf8))
-                text += "?" + tls.queryParameters.map { "\($0.name)=\(Self.percentEncode($0.value, keeping: valueBytes))" }.joined(separator: "&")
-            }
+            text += tlsQuery(separator: "?")
         case .unix(let path):
             text += Self.percentEncode(path, keeping: Self.unreserved.union([UInt8(ascii: "/")]))
             if database != 0 { text += "?db=\(database)" }
@@ -193,7 +191,15 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
                     return "\(parameter.name)=\(shown ? Self.percentEncode(parameter.value, keeping: Self.unreserved) : "***")"
                 }.joined(separator: "&")
             }
+            text += tlsQuery(separator: parameters.isEmpty ? "?" : "&")
         }
         return text
+    }
+
+    /// The `ssl_` query parameters of a TLS address, after `separator`; empty without any.
+    private func tlsQuery(separator: String) -> String {
+        guard let tls = address.tls, !tls.queryParameters.isEmpty else { return "" }
+        let valueBytes = Self.unreserved.union(Array("/:,".utf8))
+        return separator + tls.queryParameters.map { "\($0.name)=\(Self.percentEncode($0.value, keeping: valueBytes))" }.joined(separator: "&")
     }
 }

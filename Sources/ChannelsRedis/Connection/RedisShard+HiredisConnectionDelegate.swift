@@ -14,7 +14,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 let error = ChannelLayerError(.connectionFailed, "handshake with \(subscriber.endpoint) failed: \(text)")
                 failSubscriberLater(error)
             } else if let role = Self.role(reply) {
-                guard role == "master" else { return failSubscriberLater(notMasterError(role, on: subscriber)) }
+                guard role == "master" else { return failSubscriberLater(refuseNonMaster(role, on: subscriber)) }
                 initialConfirmationsPending -= 1
                 if initialConfirmationsPending == 0 { subscriberBecameReady() }
             }
@@ -67,7 +67,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 let text = RedisReply.text(reply) ?? "error"
                 failure = ChannelLayerError(.connectionFailed, "handshake with \(publisher.endpoint) failed: \(text)")
             } else if let role = Self.role(reply), role != "master" {
-                failure = notMasterError(role, on: publisher)
+                failure = refuseNonMaster(role, on: publisher)
             }
             if let failure {
                 publisherHandshakeFailed = true

@@ -65,8 +65,10 @@ extension RedisShard: SentinelClientDelegate {
         return RedisReply.text(UnsafePointer(first))
     }
 
-    /// The error for a handshake `ROLE` that did not say `master`.
-    func notMasterError(_ role: String, on connection: HiredisConnection) -> ChannelLayerError {
+    /// A handshake `ROLE` did not say `master`: the next resolution asks another sentinel first, and
+    /// this is the connection's error.
+    func refuseNonMaster(_ role: String, on connection: HiredisConnection) -> ChannelLayerError {
+        sentinel?.answerWasStale()
         let name = sentinel?.settings.masterName ?? ""
         return ChannelLayerError(
             .connectionFailed,

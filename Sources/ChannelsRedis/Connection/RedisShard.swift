@@ -120,7 +120,7 @@ final class RedisShard {
         self.lifecycles = PerRole(publisher: lifecycle, subscriber: lifecycle)
         self.probe = LivenessProbe(interval: configuration.livenessInterval, timeout: configuration.livenessTimeout)
         self.sentinel = endpoint.address.sentinel.map { settings in
-            SentinelClient(settings: settings, loop: loop, configuration: configuration, logger: logger)
+            SentinelClient(settings: settings, tls: tls, loop: loop, configuration: configuration, logger: logger)
         }
         publisher.delegate = self
         subscriber.delegate = self

@@ -25,6 +25,8 @@ final class SentinelClient {
     typealias Resolution = (Result<RedisEndpoint.Address, ChannelLayerError>) -> Void
 
     let settings: RedisEndpoint.Sentinel
+    /// The endpoint's TLS context (`rediss+sentinel://`): the sentinels are reached over TLS too.
+    private let tls: OpenSSLContext?
     private let loop: LibeventLoop
     private let connectTimeout: Duration
     private let retry: RedisPubSubChannelLayer.RetryParameters
@@ -57,8 +59,15 @@ final class SentinelClient {
     /// Whether the watch lost its sentinel and has not subscribed again (warned once).
     private var watchLost = false
 
-    init(settings: RedisEndpoint.Sentinel, loop: LibeventLoop, configuration: RedisPubSubChannelLayer.Configuration, logger: Logger) {
+    init(
+        settings: RedisEndpoint.Sentinel,
+        tls: OpenSSLContext?,
+        loop: LibeventLoop,
+        configuration: RedisPubSubChannelLayer.Configuration,
+        logger: Logger
+    ) {
         self.settings = settings
+        self.tls = tls
         self.loop = loop
         self.connectTimeout = configuration.connectTimeout
         self.retry = configuration.retry
@@ -90,7 +99,7 @@ final class SentinelClient {
         let index = (preferred + queryTried) % settings.sentinels.count
         queryTried += 1
         queryGeneration &+= 1
-        let connection = HiredisConnection(endpoint: settings.endpoint(index), loop: loop)
+        let connection = HiredisConnection(endpoint: settings.endpoint(index), tls: tls, loop: loop)
         connection.delegate = self
         query = connection
         // Never marked ready, so its connect timer bounds the whole exchange: a sentinel that
@@ -156,6 +165,13 @@ final class SentinelClient {
         }
     }
 
+    /// The node the last answer named is not the master: the next resolution starts with the next
+    /// sentinel, so that one sentinel with a stale view cannot keep the shard on a replica.
+    func answerWasStale() {
+        loop.preconditionInLoop()
+        preferred = (preferred + 1) % settings.sentinels.count
+    }
+
     // MARK: Watching
 
     /// Starts the `+switch-master` watch, if it is not running. Idempotent.
@@ -167,7 +183,7 @@ final class SentinelClient {
 
     private func connectWatch() {
         watchTimer = nil
-        let connection = HiredisConnection(endpoint: settings.endpoint(watchIndex), loop: loop)
+        let connection = HiredisConnection(endpoint: settings.endpoint(watchIndex), tls: tls, loop: loop)
         connection.delegate = self
         watch = connection
         connection.connect(timeout: connectTimeout)
