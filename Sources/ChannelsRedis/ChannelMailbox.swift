@@ -11,6 +11,16 @@ import DequeModule
 protocol ChannelMailboxOwner: AnyObject, Sendable {
     /// Decodes bytes taken from `channel`'s mailbox; `nil` (logged and counted) when they do not decode.
     func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage?
+
+    /// A consumer that was cancelled gave a message back to the mailbox of `channel` (`id`), on the
+    /// consumer's thread: the one way a mailbox comes to hold messages other than `deliver`, which
+    /// the owner sees itself. The engine's unconsumed-channel sweep looks only at mailboxes that got
+    /// messages, so it must hear of this one too.
+    func mailboxHoldsMessagesAgain(channel: String, id: UInt64)
+}
+
+extension ChannelMailboxOwner {
+    func mailboxHoldsMessagesAgain(channel: String, id: UInt64) {}
 }
 
 /// The buffer of one local channel: the loop thread delivers, any number of consumer tasks take, in
@@ -27,7 +37,8 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 /// buffer stay, and a message handed to a consumer that was cancelled before it resumed is put
 /// back at the front for the next one. Only ``finish(_:)`` ends the mailbox.
 final class ChannelMailbox: @unchecked Sendable {
-    // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
+    // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
+    // `isSweepCandidate`, which only the loop thread reads and writes.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
     //
     // The stored vars are `@exclusivity(unchecked)`: each access is a short, straight-line read or
@@ -121,6 +132,11 @@ final class ChannelMailbox: @unchecked Sendable {
     @exclusivity(unchecked) private var cancelledWaiters: Set<UInt64> = []
     @exclusivity(unchecked) private var nextWaiterID: UInt64 = 0
     @exclusivity(unchecked) private var finished: FinishReason?
+    /// Whether the engine's unconsumed-channel sweep has this mailbox in its list. The engine's,
+    /// on the loop thread only, not under the mutex; stored here (in the padding after
+    /// `finished`) rather than in `LocalChannel`, where it would take that object into the next
+    /// allocation size.
+    @exclusivity(unchecked) var isSweepCandidate = false
     /// Entries consumers took (from the buffer or by hand-off); with the two below, what
     /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
     @exclusivity(unchecked) private var taken: UInt64 = 0
@@ -199,9 +215,12 @@ final class ChannelMailbox: @unchecked Sendable {
     }
 
     /// Since when the mailbox has held messages with no consumer waiting or taking any, as of the
-    /// previous call; `nil` while it is empty, has a waiting consumer, or a consumer took something
-    /// since the previous call. The engine calls it from a periodic sweep, so a forgotten
-    /// `discard(channel:)` shows up instead of quietly holding up to `capacity` messages.
+    /// previous call; `nil` while it is empty, has a waiting consumer, or is finished (and the time
+    /// of this call when a consumer took something since the previous one). The engine calls it
+    /// from a periodic sweep, so a forgotten `discard(channel:)` shows up instead of quietly holding
+    /// up to `capacity` messages. After a `nil` the engine stops calling until the mailbox gets
+    /// messages again (`deliver`, or a give-back reported to the owner); `nil` also reset the state,
+    /// so the next call starts counting afresh, as if it had been called all along.
     func unconsumedSince(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         locked {
             defer { takenAtLastCheck = taken }
@@ -375,6 +394,9 @@ final class ChannelMailbox: @unchecked Sendable {
                 return nil
             }
             buffer.prepend(entry)
+            pthread_mutex_unlock(mutex)
+            owner.mailboxHoldsMessagesAgain(channel: channel, id: channelID)
+            return nil
         }
         pthread_mutex_unlock(mutex)
         return cancelled ? nil : entry
