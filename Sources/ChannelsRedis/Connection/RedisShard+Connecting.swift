@@ -80,7 +80,7 @@ extension RedisShard {
     func subscriberBecameReady() {
         subscriber.markReady()
         lifecycles.subscriber.ready()
-        logger.debug("subscriber ready", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
+        logger.debug("subscriber ready", metadata: [LogKey.channels: "\(subscriptions.wantedCount)"])
         updateHealth()
     }
 
@@ -130,7 +130,7 @@ extension RedisShard {
             statistics.recordReconnect()
             metrics.reconnects.increment()
             // The end of an outage: `info`, once (its start was the one warning).
-            logger.info("reconnected to Redis and resubscribed", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
+            logger.info("reconnected to Redis and resubscribed", metadata: [LogKey.channels: "\(subscriptions.wantedCount)"])
             delegate!.shardDidReconnect(self)
         case .startOutage:
             // A probe in flight says nothing once a connection is gone; a new one starts when healthy.
