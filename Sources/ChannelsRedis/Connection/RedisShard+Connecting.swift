@@ -46,11 +46,11 @@ extension RedisShard {
         if let auth = authArguments() {
             subscriber.command(auth)
         }
-        sendSubscriptionCommand("SUBSCRIBE", [internalChannel])
+        sendSubscriptionCommands([internalChannel])
         initialConfirmationsPending = 1
         if case .subscribe(let channels) = subscriptions.connected() {
             initialConfirmationsPending += channels.count
-            sendSubscriptionCommand("SUBSCRIBE", channels)
+            sendSubscriptionCommands(channels)
         }
     }
 
