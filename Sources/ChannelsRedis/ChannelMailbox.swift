@@ -36,7 +36,10 @@ extension ChannelMailboxOwner {
 /// A consumer that stops waiting (cancelled, timed out) ends only its own wait: the mailbox and its
 /// buffer stay, and a message handed to a consumer that was cancelled before it resumed is put
 /// back at the front for the next one. Only ``finish(_:)`` ends the mailbox.
-final class ChannelMailbox: @unchecked Sendable {
+///
+/// Not final: the Redis layer's ``LocalChannel`` is a mailbox with the groups it joined, one object
+/// per channel.
+class ChannelMailbox: @unchecked Sendable {
     // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
     // `isSweepCandidate`, which only the loop thread reads and writes.
     // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
@@ -119,11 +122,15 @@ final class ChannelMailbox: @unchecked Sendable {
     /// never enters `waiters`.
     private typealias Waiter = (id: UInt64, continuation: UnsafeContinuation<Entry?, Never>)
 
+    // Stored in this order so that the one-byte fields fill the end of the optional instant and
+    // the object with a `LocalChannel`'s field stays within 152 bytes (malloc's 160-byte size).
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let capacity: Int
     @exclusivity(unchecked) private var buffer: Deque<Entry> = []
-    private let channel: String
-    private let channelID: UInt64
+    /// The channel's name.
+    let channel: String
+    /// Tells this mailbox's channel from a later local channel of the same name.
+    let channelID: UInt64
     /// Strong, not weak: a weak reference would give the engine a side table and slow every retain
     /// of it on the message path. The engine drops its mailboxes when their channels go and when it
     /// closes, which ends the cycle.
@@ -131,17 +138,15 @@ final class ChannelMailbox: @unchecked Sendable {
     @exclusivity(unchecked) private var waiters: Deque<Waiter> = []
     @exclusivity(unchecked) private var cancelledWaiters: Set<UInt64> = []
     @exclusivity(unchecked) private var nextWaiterID: UInt64 = 0
-    @exclusivity(unchecked) private var finished: FinishReason?
-    /// Whether the engine's unconsumed-channel sweep has this mailbox in its list. The engine's,
-    /// on the loop thread only, not under the mutex; stored here (in the padding after
-    /// `finished`) rather than in `LocalChannel`, where it would take that object into the next
-    /// allocation size.
-    @exclusivity(unchecked) var isSweepCandidate = false
     /// Entries consumers took (from the buffer or by hand-off); with the two below, what
     /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
     @exclusivity(unchecked) private var taken: UInt64 = 0
     @exclusivity(unchecked) private var takenAtLastCheck: UInt64 = 0
     @exclusivity(unchecked) private var unconsumedSince: ContinuousClock.Instant?
+    @exclusivity(unchecked) private var finished: FinishReason?
+    /// Whether the engine's unconsumed-channel sweep has this mailbox in its list. The engine's,
+    /// on the loop thread only, not under the mutex.
+    @exclusivity(unchecked) var isSweepCandidate = false
 
     init(capacity: Int, channel: String, id: UInt64, owner: any ChannelMailboxOwner) {
         self.capacity = capacity

@@ -166,10 +166,10 @@ final class PubSubEngine: @unchecked Sendable {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = router.channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.
-            return continuation.resume(returning: existing.mailbox)
+            return continuation.resume(returning: existing)
         }
         let channel = makeChannel(name)
-        let mailbox = channel.mailbox
+        let mailbox: ChannelMailbox = channel
         subscribe(channel) { error in
             if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: mailbox) }
         }
@@ -178,9 +178,8 @@ final class PubSubEngine: @unchecked Sendable {
     private func makeChannel(_ name: String) -> LocalChannel {
         nextChannelID &+= 1
         let id = nextChannelID
-        let mailbox = ChannelMailbox(capacity: configuration.capacity, channel: name, id: id, owner: self)
-        let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
-        router.add(channel)?.mailbox.finish(.replaced)
+        let channel = LocalChannel(name: name, id: id, capacity: configuration.capacity, owner: self)
+        router.add(channel)?.finish(.replaced)
         return channel
     }
 
@@ -240,7 +239,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// group memberships and subscriptions.
     private func removeChannel(_ name: String, id: UInt64?) {
         guard !closed, let (channel, emptiedGroups) = router.remove(name, id: id) else { return }
-        channel.mailbox.finish(.discarded)
+        channel.finish(.discarded)
         for group in emptiedGroups {
             let redisChannel = groupChannel(group)
             shard(for: redisChannel).unwant(redisChannel)
@@ -252,7 +251,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// Drops every local channel and group and every subscriber connection, as if new.
     func flush(continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-        for channel in router.removeAll() { channel.mailbox.finish(.flushed) }
+        for channel in router.removeAll() { channel.finish(.flushed) }
         sweepCandidates = []
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
@@ -269,7 +268,7 @@ final class PubSubEngine: @unchecked Sendable {
         metricsTimer = nil
         for shard in shards { shard.close() }
         closed = true
-        for channel in router.removeAll() { channel.mailbox.finish(.closed) }
+        for channel in router.removeAll() { channel.finish(.closed) }
         sweepCandidates = []
         metrics.report(statistics, channels: 0, groups: 0)
         events.finish()
@@ -344,9 +343,9 @@ final class PubSubEngine: @unchecked Sendable {
     /// end of the pass; returns how many were stored.
     @inline(__always)
     private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel) -> Int {
-        switch channel.mailbox.deliver(entries, handoffs: &handoffs) {
+        switch channel.deliver(entries, handoffs: &handoffs) {
         case .stored(let dropped):
-            if !channel.mailbox.isSweepCandidate { addSweepCandidate(channel) }
+            if !channel.isSweepCandidate { addSweepCandidate(channel) }
             if dropped > 0 {
                 statistics.recordDropped(dropped)
                 warnAboutDrop(channel.name)
@@ -360,7 +359,7 @@ final class PubSubEngine: @unchecked Sendable {
     // MARK: Unconsumed channels
 
     private func addSweepCandidate(_ channel: LocalChannel) {
-        channel.mailbox.isSweepCandidate = true
+        channel.isSweepCandidate = true
         sweepCandidates.append(channel)
     }
 
@@ -386,8 +385,8 @@ final class PubSubEngine: @unchecked Sendable {
         var kept = 0
         for index in sweepCandidates.indices {
             let channel = sweepCandidates[index]
-            guard let since = channel.mailbox.unconsumedSince(now: now) else {
-                channel.mailbox.isSweepCandidate = false
+            guard let since = channel.unconsumedSince(now: now) else {
+                channel.isSweepCandidate = false
                 continue
             }
             sweepCandidates[kept] = channel
@@ -461,7 +460,7 @@ extension PubSubEngine: ChannelMailboxOwner {
     /// Runs on the consumer's task; the candidate list is the loop's.
     func mailboxHoldsMessagesAgain(channel name: String, id: UInt64) {
         loop.execute { [self] in
-            guard !closed, let channel = router.channels[name], channel.id == id, !channel.mailbox.isSweepCandidate else { return }
+            guard !closed, let channel = router.channels[name], channel.id == id, !channel.isSweepCandidate else { return }
             addSweepCandidate(channel)
         }
     }

@@ -13,7 +13,7 @@ struct RouterTests {
 
     private mutating func channel(_ name: String) -> LocalChannel {
         nextID += 1
-        return LocalChannel(name: name, id: nextID, mailbox: ChannelMailbox(capacity: 4, channel: name, id: nextID, owner: Self.owner))
+        return LocalChannel(name: name, id: nextID, capacity: 4, owner: Self.owner)
     }
 
     private func route(_ router: inout Router, _ name: String) -> Router.Route {
