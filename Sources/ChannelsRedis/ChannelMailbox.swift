@@ -42,7 +42,9 @@ extension ChannelMailboxOwner {
 class ChannelMailbox: @unchecked Sendable {
     // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
     // `isSweepCandidate`, which only the loop thread reads and writes.
-    // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
+    // `mutex` is one of `MailboxLockPool`'s, shared with other mailboxes (why: there). So no code
+    // may take another mailbox's lock while holding this one: nothing under the mutex resumes a
+    // continuation or calls out.
     //
     // The stored vars are `@exclusivity(unchecked)`: each access is a short, straight-line read or
     // mutation under the mutex that calls out to nothing that could touch the mailbox again, so no
@@ -153,14 +155,7 @@ class ChannelMailbox: @unchecked Sendable {
         self.channel = channel
         self.channelID = id
         self.owner = owner
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        mutex = MailboxLockPool.lock(for: id)
     }
 
     @inline(__always)

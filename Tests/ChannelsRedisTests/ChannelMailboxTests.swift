@@ -101,6 +101,27 @@ struct ChannelMailboxTests {
         #expect(mailbox.unconsumedSince(now: now) == now)
     }
 
+    @Test func mailboxesSharingALockStayIndependent() async throws {
+        // Ids 1 and 1 + MailboxLockPool.count take the same pooled lock.
+        #expect(MailboxLockPool.lock(for: 1) == MailboxLockPool.lock(for: 1 + UInt64(MailboxLockPool.count)))
+        #expect(MailboxLockPool.lock(for: 1) != MailboxLockPool.lock(for: 2))
+        let first = ChannelMailbox(capacity: 10, channel: "first", id: 1, owner: Owner())
+        let second = ChannelMailbox(capacity: 10, channel: "second", id: 1 + UInt64(MailboxLockPool.count), owner: Owner())
+        let consumer = Task { await first.next() }
+        await waitUntilWaiting(first)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = second.deliver([entry("for second")], handoffs: &handoffs)
+        #expect(handoffs.isEmpty)  // buffered in `second`: its waiter list is its own
+        _ = first.deliver([entry("for first")], handoffs: &handoffs)
+        for handoff in handoffs { handoff.resume() }
+        guard case .message(let one) = await consumer.value, case .message(let two) = await second.next() else {
+            Issue.record("a message went astray between mailboxes sharing a lock")
+            return
+        }
+        #expect(one == "for first")
+        #expect(two == "for second")
+    }
+
     @Test func aGivenBackMessageGoesStraightToAConsumerWaitingMeanwhile() async throws {
         let mailbox = makeMailbox()
         let first = Task { await mailbox.next() }
