@@ -124,10 +124,10 @@ class ChannelMailbox: @unchecked Sendable {
     /// never enters `waiters`.
     private typealias Waiter = (id: UInt64, continuation: UnsafeContinuation<Entry?, Never>)
 
-    // Stored in this order so that the one-byte fields fill the end of the optional instant and
-    // the object with a `LocalChannel`'s field stays within 152 bytes (malloc's 160-byte size).
+    // Stored in this order, and the counters and the capacity 32-bit, so that the small fields
+    // fill the end of the optional instant and the object with a `LocalChannel`'s field stays within
+    // 136 bytes (malloc's 144-byte size): every idle channel holds one.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let capacity: Int
     @exclusivity(unchecked) private var buffer: Deque<Entry> = []
     /// The channel's name.
     let channel: String
@@ -140,18 +140,20 @@ class ChannelMailbox: @unchecked Sendable {
     @exclusivity(unchecked) private var waiters: Deque<Waiter> = []
     @exclusivity(unchecked) private var cancelledWaiters: Set<UInt64> = []
     @exclusivity(unchecked) private var nextWaiterID: UInt64 = 0
-    /// Entries consumers took (from the buffer or by hand-off); with the two below, what
-    /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
-    @exclusivity(unchecked) private var taken: UInt64 = 0
-    @exclusivity(unchecked) private var takenAtLastCheck: UInt64 = 0
     @exclusivity(unchecked) private var unconsumedSince: ContinuousClock.Instant?
     @exclusivity(unchecked) private var finished: FinishReason?
     /// Whether the engine's unconsumed-channel sweep has this mailbox in its list. The engine's,
     /// on the loop thread only, not under the mutex.
     @exclusivity(unchecked) var isSweepCandidate = false
+    private let capacity: Int32
+    /// Entries consumers took (from the buffer or by hand-off); with the one below, what
+    /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
+    /// Wrapping: only a difference matters, and 2³² takes between two sweeps cannot happen.
+    @exclusivity(unchecked) private var taken: UInt32 = 0
+    @exclusivity(unchecked) private var takenAtLastCheck: UInt32 = 0
 
     init(capacity: Int, channel: String, id: UInt64, owner: any ChannelMailboxOwner) {
-        self.capacity = capacity
+        self.capacity = Int32(clamping: capacity)
         self.channel = channel
         self.channelID = id
         self.owner = owner
@@ -190,7 +192,7 @@ class ChannelMailbox: @unchecked Sendable {
                 taken &+= 1
                 continue
             }
-            if buffer.count >= capacity {
+            if buffer.count >= Int(capacity) {
                 buffer.removeFirst()
                 dropped += 1
             }
