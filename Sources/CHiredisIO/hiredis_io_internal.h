@@ -18,6 +18,9 @@
 //                        Tests/Fuzz/RESPScanner)
 //   reply_pool.c         redisReply objects from per-thread free lists (chr_io_reply_functions)
 //   publish.c            PUBLISH formatted by us, one callback per run (chr_io_publish)
+//   subscribe.c          a subscriber's (UN)SUBSCRIBEs formatted by us and their confirmations
+//                        taken from the read buffer, out of hiredis's subscription dict
+//                        (chr_io_subscribe, chr_io_handle_subscriptions)
 //   tls.c                TLS with OpenSSL over the socket the glue already reads and writes: the
 //                        handshake on the loop before hiredis sees the connect, SSL_read and
 //                        SSL_write in place of read and write (chr_io_tls_*, chr_io_use_tls)
@@ -45,7 +48,9 @@
 // - redisContext's obuf as an sds, through sds.h's sdslen, sdsalloc, sdsrange, sdsfree and
 //   sdsempty (1.x renamed sds to hisds): chr_write (event_adapter.c) writes it and trims it itself.
 // - redisContext's flags REDIS_CONNECTED, REDIS_DISCONNECTING and REDIS_FREEING, and err and fd:
-//   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c).
+//   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c),
+//   chr_io_subscribe (subscribe.c), which also appends to obuf with sdscatlen and sets
+//   REDIS_SUBSCRIBED as __redisAsyncCommand does for a SUBSCRIBE.
 // - redisAsyncContext's ev hooks and data (0.14's set: addRead, delRead, addWrite, delWrite,
 //   cleanup; 1.x adds scheduleTimer): chr_io_attach; ev.data is our chr_io_conn everywhere.
 // - For TLS (tls.c): what __redisAsyncHandleConnect does on success, done by us once the handshake
@@ -86,7 +91,7 @@ struct chr_io_loop {
     struct event *flush;
     /// Connections with commands in their output buffer, waiting for the flush.
     chr_io_conn *pending;
-    /// chr_io_publish formats each command here.
+    /// chr_io_publish formats each command here, chr_io_subscribe each (UN)SUBSCRIBE.
     char *scratch;
     size_t scratch_capacity;
     /// Callbacks run (reads, writes, flushes): lets the loop see whether a poll found work.
@@ -112,6 +117,7 @@ struct chr_io_conn {
     char rejection[128];        // the text of the last of them
     long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
+    chr_io_subscription_fn *on_subscription;  // set: confirmations bypass hiredis (chr_io_handle_subscriptions)
     char *partial;              // with on_message: the start of a frame that is not complete yet
     size_t partial_length, partial_capacity;
     struct ssl_st *ssl;         // TLS (tls.c): NULL for plain TCP and Unix sockets
@@ -128,6 +134,12 @@ CHR_INTERNAL void chr_feed(chr_io_conn *conn, const char *bytes, size_t length);
 /// Delivers what one read brought (after any partial frame from the reads before), frame by frame:
 /// the read path of a connection with on_message set. (message_fast_path.c)
 CHR_INTERNAL void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length);
+
+/// Whether the complete frame bytes[0, length) is a subscribe or unsubscribe confirmation: 1 (with
+/// `subscribed` 1 or 0 and the channel set; a NULL channel for the nil one of an UNSUBSCRIBE with
+/// nothing subscribed), else 0. (subscribe.c)
+CHR_INTERNAL int chr_subscription_frame(const char *bytes, size_t length, int *subscribed, const char **channel,
+                                        size_t *channel_length);
 
 /// Adds or deletes a connection's events (event_adapter.c), for tls.c, which drives them itself
 /// during the handshake.

@@ -5,10 +5,12 @@
 // callback in a dict (strncasecmp on the kind, strtoll on the lengths on the way) and free it
 // all again. The layer identifies pushes by their own kind and channel anyway (hiredis 0.14.1
 // can hand a push to the wrong subscription callback), so here a complete "message" frame goes
-// straight to the connection's on_message callback, pointing into the read buffer. Every other
-// frame (subscribe and unsubscribe confirmations, replies, errors) is fed to hiredis whole and in
-// order, so its reply queue and subscription bookkeeping stay exactly as they would be without
-// this path. A frame cut by the end of a read waits in conn->partial for the rest.
+// straight to the connection's on_message callback, pointing into the read buffer, and so do
+// subscribe and unsubscribe confirmations to on_subscription once the connection handles its
+// subscriptions itself (subscribe.c). Every other frame (replies, errors, confirmations otherwise)
+// is fed to hiredis whole and in order, so its reply queue and subscription bookkeeping stay
+// exactly as they would be without this path. A frame cut by the end of a read waits in
+// conn->partial for the rest.
 //
 // Where a frame ends, and whether it is a message push, resp_scanner.h decides (chr_scan_frame);
 // this file keeps the bytes between reads and hands frames to the callback or to hiredis. Tested
@@ -94,9 +96,15 @@ void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length) {
             offset = length;
             break;
         }
+        int subscribed;
+        const char *channel;
+        size_t channel_length;
         if (frame.is_message) {
             conn->on_message(conn->ac, rest + frame.channel_offset, frame.channel_length, rest + frame.payload_offset,
                              frame.payload_length);
+        } else if (conn->on_subscription != NULL &&
+                   chr_subscription_frame(rest, frame.length, &subscribed, &channel, &channel_length)) {
+            if (channel != NULL) conn->on_subscription(conn->ac, subscribed, channel, channel_length);
         } else {
             chr_feed(conn, rest, frame.length);
         }

@@ -11,6 +11,16 @@ import DequeModule
 protocol ChannelMailboxOwner: AnyObject, Sendable {
     /// Decodes bytes taken from `channel`'s mailbox; `nil` (logged and counted) when they do not decode.
     func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage?
+
+    /// A consumer that was cancelled gave a message back to the mailbox of `channel` (`id`), on the
+    /// consumer's thread: the one way a mailbox comes to hold messages other than `deliver`, which
+    /// the owner sees itself. The engine's unconsumed-channel sweep looks only at mailboxes that got
+    /// messages, so it must hear of this one too.
+    func mailboxHoldsMessagesAgain(channel: String, id: UInt64)
+}
+
+extension ChannelMailboxOwner {
+    func mailboxHoldsMessagesAgain(channel: String, id: UInt64) {}
 }
 
 /// The buffer of one local channel: the loop thread delivers, any number of consumer tasks take, in
@@ -26,9 +36,15 @@ protocol ChannelMailboxOwner: AnyObject, Sendable {
 /// A consumer that stops waiting (cancelled, timed out) ends only its own wait: the mailbox and its
 /// buffer stay, and a message handed to a consumer that was cancelled before it resumed is put
 /// back at the front for the next one. Only ``finish(_:)`` ends the mailbox.
-final class ChannelMailbox: @unchecked Sendable {
-    // @unchecked Sendable: every stored var is read and written only while `mutex` is held.
-    // (A pthread mutex rather than `Synchronization.Mutex`, for ThreadSanitizer: see `LockedValue`.)
+///
+/// Not final: the Redis layer's ``LocalChannel`` is a mailbox with the groups it joined, one object
+/// per channel.
+class ChannelMailbox: @unchecked Sendable {
+    // @unchecked Sendable: every stored var is read and written only while `mutex` is held, except
+    // `isSweepCandidate`, which only the loop thread reads and writes.
+    // `mutex` is one of `MailboxLockPool`'s, shared with other mailboxes (why: there). So no code
+    // may take another mailbox's lock while holding this one: nothing under the mutex resumes a
+    // continuation or calls out.
     //
     // The stored vars are `@exclusivity(unchecked)`: each access is a short, straight-line read or
     // mutation under the mutex that calls out to nothing that could touch the mailbox again, so no
@@ -108,11 +124,15 @@ final class ChannelMailbox: @unchecked Sendable {
     /// never enters `waiters`.
     private typealias Waiter = (id: UInt64, continuation: UnsafeContinuation<Entry?, Never>)
 
+    // Stored in this order, and the counters and the capacity 32-bit, so that the small fields
+    // fill the end of the optional instant and the object with a `LocalChannel`'s field stays within
+    // 136 bytes (malloc's 144-byte size): every idle channel holds one.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let capacity: Int
     @exclusivity(unchecked) private var buffer: Deque<Entry> = []
-    private let channel: String
-    private let channelID: UInt64
+    /// The channel's name.
+    let channel: String
+    /// Tells this mailbox's channel from a later local channel of the same name.
+    let channelID: UInt64
     /// Strong, not weak: a weak reference would give the engine a side table and slow every retain
     /// of it on the message path. The engine drops its mailboxes when their channels go and when it
     /// closes, which ends the cycle.
@@ -120,26 +140,24 @@ final class ChannelMailbox: @unchecked Sendable {
     @exclusivity(unchecked) private var waiters: Deque<Waiter> = []
     @exclusivity(unchecked) private var cancelledWaiters: Set<UInt64> = []
     @exclusivity(unchecked) private var nextWaiterID: UInt64 = 0
-    @exclusivity(unchecked) private var finished: FinishReason?
-    /// Entries consumers took (from the buffer or by hand-off); with the two below, what
-    /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
-    @exclusivity(unchecked) private var taken: UInt64 = 0
-    @exclusivity(unchecked) private var takenAtLastCheck: UInt64 = 0
     @exclusivity(unchecked) private var unconsumedSince: ContinuousClock.Instant?
+    @exclusivity(unchecked) private var finished: FinishReason?
+    /// Whether the engine's unconsumed-channel sweep has this mailbox in its list. The engine's,
+    /// on the loop thread only, not under the mutex.
+    @exclusivity(unchecked) var isSweepCandidate = false
+    private let capacity: Int32
+    /// Entries consumers took (from the buffer or by hand-off); with the one below, what
+    /// ``unconsumedSince(now:)`` reads to tell a channel nobody consumes from one that is busy.
+    /// Wrapping: only a difference matters, and 2³² takes between two sweeps cannot happen.
+    @exclusivity(unchecked) private var taken: UInt32 = 0
+    @exclusivity(unchecked) private var takenAtLastCheck: UInt32 = 0
 
     init(capacity: Int, channel: String, id: UInt64, owner: any ChannelMailboxOwner) {
-        self.capacity = capacity
+        self.capacity = Int32(clamping: capacity)
         self.channel = channel
         self.channelID = id
         self.owner = owner
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        mutex = MailboxLockPool.lock(for: id)
     }
 
     @inline(__always)
@@ -174,7 +192,7 @@ final class ChannelMailbox: @unchecked Sendable {
                 taken &+= 1
                 continue
             }
-            if buffer.count >= capacity {
+            if buffer.count >= Int(capacity) {
                 buffer.removeFirst()
                 dropped += 1
             }
@@ -199,9 +217,12 @@ final class ChannelMailbox: @unchecked Sendable {
     }
 
     /// Since when the mailbox has held messages with no consumer waiting or taking any, as of the
-    /// previous call; `nil` while it is empty, has a waiting consumer, or a consumer took something
-    /// since the previous call. The engine calls it from a periodic sweep, so a forgotten
-    /// `discard(channel:)` shows up instead of quietly holding up to `capacity` messages.
+    /// previous call; `nil` while it is empty, has a waiting consumer, or is finished (and the time
+    /// of this call when a consumer took something since the previous one). The engine calls it
+    /// from a periodic sweep, so a forgotten `discard(channel:)` shows up instead of quietly holding
+    /// up to `capacity` messages. After a `nil` the engine stops calling until the mailbox gets
+    /// messages again (`deliver`, or a give-back reported to the owner); `nil` also reset the state,
+    /// so the next call starts counting afresh, as if it had been called all along.
     func unconsumedSince(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         locked {
             defer { takenAtLastCheck = taken }
@@ -375,6 +396,9 @@ final class ChannelMailbox: @unchecked Sendable {
                 return nil
             }
             buffer.prepend(entry)
+            pthread_mutex_unlock(mutex)
+            owner.mailboxHoldsMessagesAgain(channel: channel, id: channelID)
+            return nil
         }
         pthread_mutex_unlock(mutex)
         return cancelled ? nil : entry

@@ -9,8 +9,9 @@ import Synchronization
 final class PubSubEngine: @unchecked Sendable {
     // @unchecked Sendable: every `var` is used only on `loop`'s thread (the public API reaches it
     // through jobs; hiredis callbacks run there). The exceptions run on consumer tasks and touch
-    // only immutable or Sendable members: `decode(_:forChannel:)` (the `ChannelMailboxOwner` side:
-    // `codec`, `statistics`, `logger`) and `isClosed` (an Atomic).
+    // only immutable or Sendable members: the `ChannelMailboxOwner` side (`decode(_:forChannel:)`:
+    // `codec`, `statistics`, `logger`; `mailboxHoldsMessagesAgain`: `loop`, to submit a job) and
+    // `isClosed` (an Atomic).
     let loop: LibeventLoop
     let configuration: RedisPubSubChannelLayer.Configuration
     let codec: MessageCodec
@@ -53,6 +54,12 @@ final class PubSubEngine: @unchecked Sendable {
     private var lastDropWarning: ContinuousClock.Instant?
     /// The sweep that finds channels holding messages nobody consumes (`unconsumedChannelThreshold`).
     private var unconsumedSweep: LoopTimer?
+    /// The channels that sweep looks at: each one that got messages since the last sweep or still
+    /// held some at it (`ChannelMailbox.isSweepCandidate` marks them, so a delivery adds a channel
+    /// once), not every channel: a server with many idle consumers would otherwise take every
+    /// mailbox's lock each sweep. A channel leaves at the first sweep that finds its mailbox empty
+    /// or finished, so a discarded one is held until then.
+    @exclusivity(unchecked) private var sweepCandidates: [LocalChannel] = []
     private var lastUnconsumedReport: ContinuousClock.Instant?
 
     init(
@@ -159,10 +166,10 @@ final class PubSubEngine: @unchecked Sendable {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
         if let existing = router.channels[name] {
             // Existing channels are handed out at once, even while a reconnect is resubscribing them.
-            return continuation.resume(returning: existing.mailbox)
+            return continuation.resume(returning: existing)
         }
         let channel = makeChannel(name)
-        let mailbox = channel.mailbox
+        let mailbox: ChannelMailbox = channel
         subscribe(channel) { error in
             if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: mailbox) }
         }
@@ -171,9 +178,8 @@ final class PubSubEngine: @unchecked Sendable {
     private func makeChannel(_ name: String) -> LocalChannel {
         nextChannelID &+= 1
         let id = nextChannelID
-        let mailbox = ChannelMailbox(capacity: configuration.capacity, channel: name, id: id, owner: self)
-        let channel = LocalChannel(name: name, id: id, mailbox: mailbox)
-        router.add(channel)?.mailbox.finish(.replaced)
+        let channel = LocalChannel(name: name, id: id, capacity: configuration.capacity, owner: self)
+        router.add(channel)?.finish(.replaced)
         return channel
     }
 
@@ -233,7 +239,7 @@ final class PubSubEngine: @unchecked Sendable {
     /// group memberships and subscriptions.
     private func removeChannel(_ name: String, id: UInt64?) {
         guard !closed, let (channel, emptiedGroups) = router.remove(name, id: id) else { return }
-        channel.mailbox.finish(.discarded)
+        channel.finish(.discarded)
         for group in emptiedGroups {
             let redisChannel = groupChannel(group)
             shard(for: redisChannel).unwant(redisChannel)
@@ -245,7 +251,8 @@ final class PubSubEngine: @unchecked Sendable {
     /// Drops every local channel and group and every subscriber connection, as if new.
     func flush(continuation: RedisShard.Continuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-        for channel in router.removeAll() { channel.mailbox.finish(.flushed) }
+        for channel in router.removeAll() { channel.finish(.flushed) }
+        sweepCandidates = []
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
         continuation.resume()
@@ -261,7 +268,8 @@ final class PubSubEngine: @unchecked Sendable {
         metricsTimer = nil
         for shard in shards { shard.close() }
         closed = true
-        for channel in router.removeAll() { channel.mailbox.finish(.closed) }
+        for channel in router.removeAll() { channel.finish(.closed) }
+        sweepCandidates = []
         metrics.report(statistics, channels: 0, groups: 0)
         events.finish()
         logger.debug("layer closed")
@@ -335,8 +343,9 @@ final class PubSubEngine: @unchecked Sendable {
     /// end of the pass; returns how many were stored.
     @inline(__always)
     private func store(_ entries: some Collection<ChannelMailbox.Entry>, in channel: LocalChannel) -> Int {
-        switch channel.mailbox.deliver(entries, handoffs: &handoffs) {
+        switch channel.deliver(entries, handoffs: &handoffs) {
         case .stored(let dropped):
+            if !channel.isSweepCandidate { addSweepCandidate(channel) }
             if dropped > 0 {
                 statistics.recordDropped(dropped)
                 warnAboutDrop(channel.name)
@@ -349,9 +358,14 @@ final class PubSubEngine: @unchecked Sendable {
 
     // MARK: Unconsumed channels
 
+    private func addSweepCandidate(_ channel: LocalChannel) {
+        channel.isSweepCandidate = true
+        sweepCandidates.append(channel)
+    }
+
     private func scheduleUnconsumedSweep() {
         // A third of the threshold, so a channel is reported at most a third late; at least 10 ms
-        // and at most 10 s apart. Each sweep takes each mailbox's lock once.
+        // and at most 10 s apart. Each sweep takes the lock of each candidate's mailbox once.
         let interval = min(max(configuration.unconsumedChannelThreshold / 3, .milliseconds(10)), .seconds(10))
         unconsumedSweep = loop.scheduleTimer(after: interval) { [self] in
             unconsumedSweep = nil
@@ -368,10 +382,23 @@ final class PubSubEngine: @unchecked Sendable {
         let threshold = configuration.unconsumedChannelThreshold
         var count = 0
         var oldest: (name: String, since: ContinuousClock.Instant)?
-        for (name, channel) in router.channels {
-            guard let since = channel.mailbox.unconsumedSince(now: now), since.duration(to: now) >= threshold else { continue }
+        var kept = 0
+        for index in sweepCandidates.indices {
+            let channel = sweepCandidates[index]
+            guard let since = channel.unconsumedSince(now: now) else {
+                channel.isSweepCandidate = false
+                continue
+            }
+            sweepCandidates[kept] = channel
+            kept += 1
+            guard since.duration(to: now) >= threshold else { continue }
             count += 1
-            if oldest == nil || since < oldest!.since { oldest = (name, since) }
+            if oldest == nil || since < oldest!.since { oldest = (channel.name, since) }
+        }
+        if kept == 0 {
+            sweepCandidates = []  // (its storage too: a broadcast to every channel may have grown it)
+        } else {
+            sweepCandidates.removeLast(sweepCandidates.count - kept)
         }
         statistics.setUnconsumedChannels(count)
         guard let oldest else { return }
@@ -427,6 +454,14 @@ extension PubSubEngine: ChannelMailboxOwner {
         case .failure(let error):
             PubSubEngine.skippedUndecodable(error, channel: channel, statistics: statistics, logger: logger)
             return nil
+        }
+    }
+
+    /// Runs on the consumer's task; the candidate list is the loop's.
+    func mailboxHoldsMessagesAgain(channel name: String, id: UInt64) {
+        loop.execute { [self] in
+            guard !closed, let channel = router.channels[name], channel.id == id, !channel.isSweepCandidate else { return }
+            addSweepCandidate(channel)
         }
     }
 }

@@ -4,21 +4,23 @@ import OrderedCollections
     import Glibc
 #endif
 
-/// A channel of this process: its mailbox and the groups it joined.
+/// A channel of this process: its mailbox, and the groups it joined.
 ///
+/// The mailbox itself (a subclass), not an object that holds one: a server with one channel per
+/// connection holds many idle channels, and a second object per channel was 64 bytes of each.
 /// A reference (not a value) so that a group's member list and a cached route point at the same
 /// object the channel table holds: fanning a message out is a walk over references, with no name
 /// hashing per member.
-final class LocalChannel {
-    let name: String
-    let id: UInt64
-    let mailbox: ChannelMailbox
+final class LocalChannel: ChannelMailbox, @unchecked Sendable {
+    // @unchecked Sendable: the mailbox's invariant, and `groups` is the engine's, read and written
+    // on the loop thread only.
     var groups: Set<String> = []
 
-    init(name: String, id: UInt64, mailbox: ChannelMailbox) {
-        self.name = name
-        self.id = id
-        self.mailbox = mailbox
+    var name: String { channel }
+    var id: UInt64 { channelID }
+
+    init(name: String, id: UInt64, capacity: Int, owner: any ChannelMailboxOwner) {
+        super.init(capacity: capacity, channel: name, id: id, owner: owner)
     }
 }
 

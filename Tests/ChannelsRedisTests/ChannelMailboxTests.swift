@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import ChannelsRedis
@@ -14,6 +15,13 @@ struct ChannelMailboxTests {
     /// Decodes nothing: every `.encoded` entry is skipped.
     private final class RefusingOwner: ChannelMailboxOwner {
         func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? { nil }
+    }
+
+    /// Records the give-backs the mailbox reports.
+    private final class GiveBackRecorder: ChannelMailboxOwner {
+        let reports = Mutex<[String]>([])
+        func decode(_ bytes: [UInt8], forChannel channel: String) -> ChannelMessage? { nil }
+        func mailboxHoldsMessagesAgain(channel: String, id: UInt64) { reports.withLock { $0.append("\(channel) \(id)") } }
     }
 
     private func makeMailbox(capacity: Int = 10) -> ChannelMailbox {
@@ -71,6 +79,47 @@ struct ChannelMailboxTests {
         }
         #expect(message == "one")
         #expect(mailbox.waitingCounts == (0, 0))
+    }
+
+    @Test func aMessageGivenBackToTheBufferIsReportedToTheOwner() async throws {
+        // The engine's unconsumed-channel sweep looks only at mailboxes it knows to hold messages.
+        let owner = GiveBackRecorder()
+        let mailbox = ChannelMailbox(capacity: 10, channel: "test", id: 7, owner: owner)
+        let consumer = Task { await mailbox.next() }
+        await waitUntilWaiting(mailbox)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = mailbox.deliver([entry("one")], handoffs: &handoffs)
+        #expect(mailbox.unconsumedSince(now: .now) == nil)  // handed over: the buffer is empty
+        consumer.cancel()
+        for handoff in handoffs { handoff.resume() }
+        guard case .cancelled = await consumer.value else {
+            Issue.record("expected .cancelled")
+            return
+        }
+        #expect(owner.reports.withLock { $0 } == ["test 7"])
+        let now = ContinuousClock.now
+        #expect(mailbox.unconsumedSince(now: now) == now)
+    }
+
+    @Test func mailboxesSharingALockStayIndependent() async throws {
+        // Ids 1 and 1 + MailboxLockPool.count take the same pooled lock.
+        #expect(MailboxLockPool.lock(for: 1) == MailboxLockPool.lock(for: 1 + UInt64(MailboxLockPool.count)))
+        #expect(MailboxLockPool.lock(for: 1) != MailboxLockPool.lock(for: 2))
+        let first = ChannelMailbox(capacity: 10, channel: "first", id: 1, owner: Owner())
+        let second = ChannelMailbox(capacity: 10, channel: "second", id: 1 + UInt64(MailboxLockPool.count), owner: Owner())
+        let consumer = Task { await first.next() }
+        await waitUntilWaiting(first)
+        var handoffs: [ChannelMailbox.Handoff] = []
+        _ = second.deliver([entry("for second")], handoffs: &handoffs)
+        #expect(handoffs.isEmpty)  // buffered in `second`: its waiter list is its own
+        _ = first.deliver([entry("for first")], handoffs: &handoffs)
+        for handoff in handoffs { handoff.resume() }
+        guard case .message(let one) = await consumer.value, case .message(let two) = await second.next() else {
+            Issue.record("a message went astray between mailboxes sharing a lock")
+            return
+        }
+        #expect(one == "for first")
+        #expect(two == "for second")
     }
 
     @Test func aGivenBackMessageGoesStraightToAConsumerWaitingMeanwhile() async throws {

@@ -2,6 +2,10 @@ import Testing
 
 @testable import ChannelsRedis
 
+/// glibc's, from <malloc.h>, which the Glibc module does not export.
+@_silgen_name("malloc_usable_size")
+private func mallocUsableSize(_ pointer: UnsafeMutableRawPointer) -> Int
+
 @Suite("Router")
 struct RouterTests {
     private final class Owner: ChannelMailboxOwner {
@@ -13,7 +17,15 @@ struct RouterTests {
 
     private mutating func channel(_ name: String) -> LocalChannel {
         nextID += 1
-        return LocalChannel(name: name, id: nextID, mailbox: ChannelMailbox(capacity: 4, channel: name, id: nextID, owner: Self.owner))
+        return LocalChannel(name: name, id: nextID, capacity: 4, owner: Self.owner)
+    }
+
+    @Test mutating func anIdleLocalChannelIsOneSmallAllocation() {
+        // A server holds one channel per connection, most of them idle: the object (with its
+        // mailbox) must stay within malloc's 144-byte size class (136 usable bytes).
+        let idle = channel("asgispecific.idle")
+        let usable = mallocUsableSize(Unmanaged.passUnretained(idle).toOpaque())
+        #expect(usable <= 136, "a LocalChannel takes \(usable) usable bytes")
     }
 
     private func route(_ router: inout Router, _ name: String) -> Router.Route {

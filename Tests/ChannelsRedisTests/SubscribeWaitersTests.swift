@@ -64,6 +64,35 @@ import Testing
         #expect(swept.next == nil)
     }
 
+    @Test func noDeadlineIsLeftOnceEveryWaiterIsConfirmed() {
+        // Else the sweep would be woken for each of them a timeout later, to find nothing to fail.
+        let log = Log()
+        var waiters = SubscribeWaiters()
+        waiters.add(log.completion("a"), for: "a", deadline: at(1))
+        waiters.add(log.completion("b"), for: "b", deadline: at(2))
+        for completion in waiters.remove(for: "a") { completion(nil) }
+        #expect(waiters.removeExpired(at: start).next == at(2))  // b still waits; a's deadline went with it
+        for completion in waiters.remove(for: "b") { completion(nil) }
+        #expect(waiters.removeExpired(at: start).next == nil)
+        #expect(log.entries == ["a: ok", "b: ok"])
+    }
+
+    @Test func confirmationsInOrderKeepOnlyTheUnconfirmedDeadlines() {
+        let log = Log()
+        var waiters = SubscribeWaiters()
+        for index in 0..<100 { waiters.add(log.completion("\(index)"), for: "c\(index)", deadline: at(index + 1)) }
+        for index in 0..<60 { _ = waiters.remove(for: "c\(index)") }
+        #expect(waiters.deadlineCount == 40)
+        // Out of order: c61's deadline stays behind c60's until c60 is confirmed too.
+        _ = waiters.remove(for: "c61")
+        #expect(waiters.deadlineCount == 40)
+        _ = waiters.remove(for: "c60")
+        #expect(waiters.deadlineCount == 38)
+        let swept = waiters.removeExpired(at: at(63))
+        #expect(swept.expired.map(\.channel) == ["c62"])
+        #expect(swept.next == at(64))
+    }
+
     @Test func aWaiterAddedAfterAConfirmationKeepsItsOwnDeadline() {
         // The first waiter's deadline entry outlives it; it must not take the second waiter.
         let log = Log()

@@ -38,6 +38,21 @@ typedef void chr_io_message_fn(redisAsyncContext *ac, const char *channel, size_
 /// message push (a subscriber: AUTH, SELECT, SUBSCRIBE, UNSUBSCRIBE).
 void chr_io_deliver_messages(redisAsyncContext *ac, chr_io_message_fn *fn);
 
+/// A subscribe (`subscribed` 1) or unsubscribe (0) confirmation of `channel` (pointing into the read
+/// buffer, valid during the call).
+typedef void chr_io_subscription_fn(redisAsyncContext *ac, int subscribed, const char *channel, size_t channel_length);
+
+/// From now on, subscribe and unsubscribe confirmations on this (subscriber) context go to `fn`
+/// straight from the read buffer, like messages with chr_io_deliver_messages (which must be on
+/// too: this path is part of it). Send (UN)SUBSCRIBE only with chr_io_subscribe then: hiredis
+/// knows nothing of these subscriptions (subscribe.c says why).
+void chr_io_handle_subscriptions(redisAsyncContext *ac, chr_io_subscription_fn *fn);
+
+/// Queues one SUBSCRIBE (`unsubscribe` 0) or UNSUBSCRIBE (1) of `count` channels, formatted here and
+/// kept out of hiredis's subscription table: channel `i` is bytes [ends[i-1], ends[i]) of `names`
+/// (ends[-1] = 0). REDIS_OK, or REDIS_ERR when the context is disconnecting or memory ran out.
+int chr_io_subscribe(redisAsyncContext *ac, int unsubscribe, const void *names, const size_t *ends, size_t count);
+
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 

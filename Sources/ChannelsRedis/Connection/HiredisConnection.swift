@@ -10,11 +10,13 @@ protocol HiredisConnectionDelegate: AnyObject {
     /// A reply to a normal command, in the order the commands were sent; `nil` when the context is
     /// being freed and the command will never be answered.
     func connection(_ connection: HiredisConnection, didReceiveReply reply: UnsafePointer<redisReply>?)
-    /// A pub/sub push (subscribe/unsubscribe confirmation or message); `nil` while freeing.
-    func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?)
     /// A "message" push, on a connection made with `directMessages` (it skipped hiredis's reader).
     /// The buffers are valid during the call only.
     func connection(_ connection: HiredisConnection, didReceiveMessage payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer)
+    /// A subscribe (`subscribed`) or unsubscribe confirmation, on a connection made with
+    /// `directMessages` (see ``HiredisConnection/subscribe(_:unsubscribe:)``). The buffer is valid
+    /// during the call only.
+    func connection(_ connection: HiredisConnection, didConfirm subscribed: Bool, channel: UnsafeRawBufferPointer)
     /// The context is gone (failed connect, connect timeout, server closed, I/O error).
     /// Not called for ``HiredisConnection/close()``.
     func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError)
@@ -56,8 +58,9 @@ final class HiredisConnection {
     private var closingByUs = false
 
     /// Whether "message" pushes come to `didReceiveMessage` straight from the read buffer
-    /// (`chr_io_deliver_messages`) instead of through hiredis's reader and `didReceivePush`: for a
-    /// subscriber, which sends nothing whose reply could look like a message.
+    /// (`chr_io_deliver_messages`) instead of through hiredis's reader, and
+    /// subscriptions are kept out of hiredis (``subscribe(_:unsubscribe:)``, `didConfirm`): for a
+    /// subscriber, which sends nothing whose reply could look like a push.
     let directMessages: Bool
 
     init(endpoint: RedisEndpoint, tls: OpenSSLContext? = nil, loop: LibeventLoop, directMessages: Bool = false) {
@@ -132,7 +135,10 @@ final class HiredisConnection {
                 return
             }
         }
-        if directMessages { chr_io_deliver_messages(context, hiredisMessageTrampoline) }
+        if directMessages {
+            chr_io_deliver_messages(context, hiredisMessageTrampoline)
+            chr_io_handle_subscriptions(context, hiredisSubscriptionTrampoline)
+        }
         redisAsyncSetConnectCallback(context, hiredisConnectTrampoline)
         redisAsyncSetDisconnectCallback(context, hiredisDisconnectTrampoline)
         // Strongly held, like the shard's timers (no weak references: see RedisShard); cancelled
@@ -189,13 +195,34 @@ final class HiredisConnection {
     /// - Returns: false if there is no context or hiredis refused (disconnecting).
     @discardableResult
     func command(_ arguments: [String]) -> Bool {
-        send(arguments, push: false)
+        send(arguments)
     }
 
-    /// Sends SUBSCRIBE or UNSUBSCRIBE; confirmations and messages arrive at `didReceivePush`.
+    /// Sends one SUBSCRIBE (or UNSUBSCRIBE) of `channels`; each confirmation arrives at `didConfirm`.
+    ///
+    /// Formatted in C and kept out of hiredis's subscription table (`chr_io_subscribe`): hiredis
+    /// would keep a dict entry, an sds copy of the name and a callback for every channel, and parse
+    /// every confirmation into reply objects to look one up. Connections made with `directMessages` only.
+    ///
+    /// - Returns: false if there is no context or hiredis refused (disconnecting, out of memory).
     @discardableResult
-    func subscriptionCommand(_ arguments: [String]) -> Bool {
-        send(arguments, push: true)
+    func subscribe(_ channels: ArraySlice<String>, unsubscribe: Bool = false) -> Bool {
+        loop.preconditionInLoop()
+        precondition(directMessages, "subscribe(_:unsubscribe:) needs a connection made with directMessages")
+        guard let context, !channels.isEmpty else { return false }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(channels.reduce(0) { $0 + $1.utf8.count })
+        var ends: [Int] = []
+        ends.reserveCapacity(channels.count)
+        for channel in channels {
+            bytes.append(contentsOf: channel.utf8)
+            ends.append(bytes.count)
+        }
+        return bytes.withUnsafeBytes { names in
+            ends.withUnsafeBufferPointer { ends in
+                chr_io_subscribe(context, unsubscribe ? 1 : 0, names.baseAddress, ends.baseAddress, ends.count) == REDIS_OK
+            }
+        }
     }
 
     /// `PUBLISH channel payload` for each payload of `batch`, in order, with one reply for the
@@ -255,22 +282,15 @@ final class HiredisConnection {
 
     private static func command(
         _ context: UnsafeMutablePointer<redisAsyncContext>,
-        push: Bool,
         count: Int,
         argv: UnsafeMutablePointer<UnsafePointer<CChar>?>,
         lengths: UnsafePointer<Int>
     ) -> Bool {
         let privdata: UnsafeMutableRawPointer? = context.pointee.data
-        let status: Int32
-        if push {
-            status = redisAsyncCommandArgv(context, hiredisPushTrampoline, privdata, Int32(count), argv, lengths)
-        } else {
-            status = redisAsyncCommandArgv(context, hiredisReplyTrampoline, privdata, Int32(count), argv, lengths)
-        }
-        return status == REDIS_OK
+        return redisAsyncCommandArgv(context, hiredisReplyTrampoline, privdata, Int32(count), argv, lengths) == REDIS_OK
     }
 
-    private func send(_ arguments: [String], push: Bool) -> Bool {
+    private func send(_ arguments: [String]) -> Bool {
         loop.preconditionInLoop()
         guard let context, !arguments.isEmpty else { return false }
         // Argument buffers only need to live for the call: hiredis formats them into its own buffer.
@@ -290,7 +310,7 @@ final class HiredisConnection {
             }
             return argv.withUnsafeMutableBufferPointer { (argvBuffer: inout UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) -> Bool in
                 lengths.withUnsafeBufferPointer { (lengthBuffer: UnsafeBufferPointer<Int>) -> Bool in
-                    Self.command(context, push: push, count: arguments.count, argv: argvBuffer.baseAddress!, lengths: lengthBuffer.baseAddress!)
+                    Self.command(context, count: arguments.count, argv: argvBuffer.baseAddress!, lengths: lengthBuffer.baseAddress!)
                 }
             }
         }
@@ -325,12 +345,12 @@ final class HiredisConnection {
         delegate!.connection(self, didReceiveReply: reply)
     }
 
-    fileprivate func pushCallback(_ reply: UnsafePointer<redisReply>?) {
-        delegate!.connection(self, didReceivePush: reply)
-    }
-
     fileprivate func messageCallback(payload: UnsafeRawBufferPointer, channel: UnsafeRawBufferPointer) {
         delegate!.connection(self, didReceiveMessage: payload, on: channel)
+    }
+
+    fileprivate func subscriptionCallback(subscribed: Bool, channel: UnsafeRawBufferPointer) {
+        delegate!.connection(self, didConfirm: subscribed, channel: channel)
     }
 
     private func reportFailureLater(generation: Int, _ error: ChannelLayerError) {
@@ -401,12 +421,16 @@ private func hiredisReplyTrampoline(
     withReply(context, reply) { owner, reply in owner.replyCallback(reply) }
 }
 
-private func hiredisPushTrampoline(
+private func hiredisSubscriptionTrampoline(
     _ context: UnsafeMutablePointer<redisAsyncContext>?,
-    _ reply: UnsafeMutableRawPointer?,
-    _ privdata: UnsafeMutableRawPointer?
+    _ subscribed: Int32,
+    _ channel: UnsafePointer<CChar>?,
+    _ channelLength: Int
 ) {
-    withReply(context, reply) { owner, reply in owner.pushCallback(reply) }
+    guard let data = context?.pointee.data else { return }
+    Unmanaged<HiredisConnection>.fromOpaque(data)._withUnsafeGuaranteedRef { owner in
+        owner.subscriptionCallback(subscribed: subscribed != 0, channel: UnsafeRawBufferPointer(start: channel, count: channelLength))
+    }
 }
 
 private func hiredisMessageTrampoline(

@@ -26,20 +26,3 @@ enum RedisReply {
         bytes.count == other.count && (bytes.isEmpty || memcmp(bytes.baseAddress!, other.baseAddress!, bytes.count) == 0)
     }
 }
-
-/// The kind of a pub/sub push, read from its first element without making a `String`.
-enum PushKind {
-    case message, subscribe, unsubscribe, other
-
-    init(_ bytes: UnsafeRawBufferPointer) {
-        if RedisReply.equals(bytes, "message" as StaticString) {
-            self = .message
-        } else if RedisReply.equals(bytes, "subscribe" as StaticString) {
-            self = .subscribe
-        } else if RedisReply.equals(bytes, "unsubscribe" as StaticString) {
-            self = .unsubscribe
-        } else {
-            self = .other
-        }
-    }
-}

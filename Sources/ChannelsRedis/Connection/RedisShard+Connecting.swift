@@ -71,15 +71,15 @@ extension RedisShard {
         }
         initialConfirmationsPending = 0
         if sentinel != nil {
-            // Answered before any push: hiredis 0.14.1 shifts normal replies first.
+            // A normal command before the first SUBSCRIBE: hiredis answers it before any push.
             subscriber.command(["ROLE"])
             initialConfirmationsPending += 1
         }
-        sendSubscriptionCommand("SUBSCRIBE", [internalChannel])
+        sendSubscriptionCommands([internalChannel])
         initialConfirmationsPending += 1
         if case .subscribe(let channels) = subscriptions.connected() {
             initialConfirmationsPending += channels.count
-            sendSubscriptionCommand("SUBSCRIBE", channels)
+            sendSubscriptionCommands(channels)
         }
     }
 
@@ -109,7 +109,7 @@ extension RedisShard {
     func subscriberBecameReady() {
         subscriber.markReady()
         lifecycles.subscriber.ready()
-        logger.debug("subscriber ready", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
+        logger.debug("subscriber ready", metadata: [LogKey.channels: "\(subscriptions.wantedCount)"])
         updateHealth()
     }
 
@@ -159,7 +159,7 @@ extension RedisShard {
             statistics.recordReconnect()
             metrics.reconnects.increment()
             // The end of an outage: `info`, once (its start was the one warning).
-            logger.info("reconnected to Redis and resubscribed", metadata: [LogKey.channels: "\(subscriptions.wanted.count)"])
+            logger.info("reconnected to Redis and resubscribed", metadata: [LogKey.channels: "\(subscriptions.wantedCount)"])
             delegate!.shardDidReconnect(self)
         case .startOutage:
             // A probe in flight says nothing once a connection is gone; a new one starts when healthy.

@@ -88,31 +88,20 @@ extension RedisShard: HiredisConnectionDelegate {
         }
     }
 
-    func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?) {
-        guard connection === subscriber, let reply else { return }
-        // hiredis 0.14.1 can hand a push to the wrong subscription callback when several replies are
-        // parsed at once, so every push is identified by its own kind and channel, never by privdata.
-        guard reply.pointee.type == REDIS_REPLY_ARRAY, reply.pointee.elements >= 3, let elements = reply.pointee.element,
-            let kindReply = elements[0], let channelReply = elements[1], let thirdReply = elements[2],
-            kindReply.pointee.type == REDIS_REPLY_STRING, channelReply.pointee.type == REDIS_REPLY_STRING
-        else { return }
-        let kind = RedisReply.bytes(kindReply)
-        let channel = RedisReply.bytes(channelReply)
-        switch PushKind(kind) {
-        case .message:
-            received(RedisReply.bytes(thirdReply), on: channel)
-        case .subscribe:
-            let name = String(decoding: channel, as: UTF8.self)
-            if name != internalChannel { perform(subscriptions.subscribeConfirmed(name)) }
+    func connection(_ connection: HiredisConnection, didConfirm subscribed: Bool, channel: UnsafeRawBufferPointer) {
+        guard connection === subscriber else { return }
+        // Identified by its own kind and channel (hiredis, which could hand a push to the wrong
+        // subscription callback, does not see these: HiredisConnection.subscribe).
+        if subscribed {
+            if !internalChannelBytes.withUnsafeBytes({ RedisReply.equals(channel, $0) }) {
+                perform(subscriptions.subscribeConfirmed(String(decoding: channel, as: UTF8.self)))
+            }
             if initialConfirmationsPending > 0 {
                 initialConfirmationsPending -= 1
                 if initialConfirmationsPending == 0 { subscriberBecameReady() }
             }
-        case .unsubscribe:
-            let name = String(decoding: channel, as: UTF8.self)
-            perform(subscriptions.unsubscribeConfirmed(name))
-        case .other:
-            break
+        } else {
+            perform(subscriptions.unsubscribeConfirmed(String(decoding: channel, as: UTF8.self)))
         }
     }
 

@@ -274,9 +274,9 @@ final class RedisShard {
     func perform(_ action: SubscriptionStateMachine.Action) {
         switch action {
         case .subscribe(let channels):
-            sendSubscriptionCommand("SUBSCRIBE", channels)
+            sendSubscriptionCommands(channels)
         case .unsubscribe(let channels):
-            sendSubscriptionCommand("UNSUBSCRIBE", channels)
+            sendSubscriptionCommands(channels, unsubscribe: true)
         case .confirmed(let channel):
             // Removed before they run: a completion may call back into the shard.
             for completion in subscribeWaiters.remove(for: channel) { completion(nil) }
@@ -286,14 +286,12 @@ final class RedisShard {
     }
 
     /// Many names per command: resubscribing 100,000 channels is 100 commands, not 100,000.
-    func sendSubscriptionCommand(_ verb: String, _ channels: [String]) {
+    func sendSubscriptionCommands(_ channels: [String], unsubscribe: Bool = false) {
         let batchSize = 1_000
         var start = 0
         while start < channels.count {
             let end = min(start + batchSize, channels.count)
-            var arguments = [verb]
-            arguments.append(contentsOf: channels[start..<end])
-            subscriber.subscriptionCommand(arguments)
+            subscriber.subscribe(channels[start..<end], unsubscribe: unsubscribe)
             start = end
         }
     }

@@ -15,10 +15,10 @@ protocol SentinelClientDelegate: AnyObject {
 /// - ``resolve(_:)`` asks `SENTINEL get-master-addr-by-name` on one short-lived connection,
 ///   sentinel after sentinel (starting with the last one that answered) until one names the
 ///   master; requests made meanwhile share the answer. Each sentinel gets the connect timeout.
-/// - The watch is one connection to a sentinel, subscribed to `+switch-master`. Before it
-///   subscribes it asks for the master too (on hiredis 0.14.1 a normal command sent before SUBSCRIBE
-///   is answered first; none may follow it). When it is lost it moves on to the next sentinel, with
-///   the layer's reconnect backoff.
+/// - The watch is one connection to a sentinel, subscribed to `+switch-master` (through the glue,
+///   as the shards' subscribers are: `directMessages`). Before it subscribes it asks for the master
+///   too; nothing but the subscription follows. When it is lost it moves on to the next sentinel,
+///   with the layer's reconnect backoff.
 final class SentinelClient {
     // Not Sendable: loop-confined. Every entry point runs on the loop thread (the shard's calls,
     // hiredis callbacks, timers); a job handed to the loop carries it in a `LoopBound`.
@@ -183,14 +183,15 @@ final class SentinelClient {
 
     private func connectWatch() {
         watchTimer = nil
-        let connection = HiredisConnection(endpoint: settings.endpoint(watchIndex), tls: tls, loop: loop)
+        // `directMessages`: the subscription and its events are parsed by the glue, as the shards' are.
+        let connection = HiredisConnection(endpoint: settings.endpoint(watchIndex), tls: tls, loop: loop, directMessages: true)
         connection.delegate = self
         watch = connection
         connection.connect(timeout: connectTimeout)
         guard connection.state == .connecting else { return }
         watchAwaitsAuth = sendAuth(on: connection)
         connection.command(["SENTINEL", "get-master-addr-by-name", settings.masterName])
-        connection.subscriptionCommand(["SUBSCRIBE", "+switch-master"])
+        connection.subscribe(["+switch-master"])
     }
 
     private func watchAnswered(_ reply: UnsafePointer<redisReply>) {
@@ -207,31 +208,25 @@ final class SentinelClient {
         }
     }
 
-    private func watchPushed(_ reply: UnsafePointer<redisReply>) {
-        guard reply.pointee.type == REDIS_REPLY_ARRAY, reply.pointee.elements >= 3, let elements = reply.pointee.element,
-            let kind = elements[0].flatMap({ RedisReply.text(UnsafePointer($0)) })
-        else { return }
-        switch kind {
-        case "subscribe":
-            watch?.markReady()
-            watchFailures = 0
-            if watchLost {
-                watchLost = false
-                logger.info("watching the sentinels for failovers again", metadata: ["sentinel": "\(settings.sentinels[watchIndex])"])
-            }
-        case "message":
-            // `<master name> <old ip> <old port> <new ip> <new port>`
-            guard let text = elements[2].flatMap({ RedisReply.text(UnsafePointer($0)) }) else { return }
-            let fields = text.split(separator: " ")
-            guard fields.count == 5, fields[0] == settings.masterName else { return }
-            guard let port = Int(fields[4]), (1...65535).contains(port) else {
-                logger.warning("ignored a malformed +switch-master event", metadata: ["event": "\(text)"])
-                return
-            }
-            delegate?.sentinelClient(self, reportedMaster: .hostname(String(fields[3]), port: port), failover: true)
-        default:
-            break
+    private func watchSubscribed() {
+        watch?.markReady()
+        watchFailures = 0
+        if watchLost {
+            watchLost = false
+            logger.info("watching the sentinels for failovers again", metadata: ["sentinel": "\(settings.sentinels[watchIndex])"])
         }
+    }
+
+    /// A `+switch-master` event: `<master name> <old ip> <old port> <new ip> <new port>`.
+    private func watchReceived(_ payload: UnsafeRawBufferPointer) {
+        let text = String(decoding: payload, as: UTF8.self)
+        let fields = text.split(separator: " ")
+        guard fields.count == 5, fields[0] == settings.masterName else { return }
+        guard let port = Int(fields[4]), (1...65535).contains(port) else {
+            logger.warning("ignored a malformed +switch-master event", metadata: ["event": "\(text)"])
+            return
+        }
+        delegate?.sentinelClient(self, reportedMaster: .hostname(String(fields[3]), port: port), failover: true)
     }
 
     private func watchLostConnection(_ error: ChannelLayerError) {
@@ -302,13 +297,14 @@ extension SentinelClient: HiredisConnectionDelegate {
         }
     }
 
-    func connection(_ connection: HiredisConnection, didReceivePush reply: UnsafePointer<redisReply>?) {
-        guard let reply, connection === watch else { return }
-        watchPushed(reply)
+    func connection(_ connection: HiredisConnection, didConfirm subscribed: Bool, channel: UnsafeRawBufferPointer) {
+        guard connection === watch, subscribed else { return }
+        watchSubscribed()
     }
 
     func connection(_ connection: HiredisConnection, didReceiveMessage payload: UnsafeRawBufferPointer, on channel: UnsafeRawBufferPointer) {
-        // Not a `directMessages` connection: messages come as pushes.
+        guard connection === watch else { return }
+        watchReceived(payload)
     }
 
     func connection(_ connection: HiredisConnection, didCloseWithError error: ChannelLayerError) {

@@ -31,10 +31,27 @@ struct SubscribeWaiters {
         deadlines.append((deadline, channel, nextID))
     }
 
-    /// Removes the calls waiting for `channel` (it was confirmed); their deadlines go as they pass.
+    /// Removes the calls waiting for `channel` (it was confirmed), and the deadlines at the front
+    /// that no call waits for any more (all of them once nobody waits). Redis confirms in the
+    /// order of the SUBSCRIBEs, so the deadlines kept are about those still unconfirmed: a burst of
+    /// 100,000 `newChannel` calls does not leave 100,000 entries behind for the timeout to pass,
+    /// nor wake the loop again and again a timeout later to find only confirmed channels.
     mutating func remove(for channel: String) -> [Completion] {
-        byChannel.removeValue(forKey: channel)?.map(\.completion) ?? []
+        guard let waiters = byChannel.removeValue(forKey: channel) else { return [] }
+        if byChannel.isEmpty {
+            deadlines.removeAll()
+        } else {
+            while let first = deadlines.first, !isWaiting(first.channel, id: first.id) { deadlines.removeFirst() }
+        }
+        return waiters.map(\.completion)
     }
+
+    private func isWaiting(_ channel: String, id: UInt64) -> Bool {
+        byChannel[channel]?.contains { $0.id == id } ?? false
+    }
+
+    /// Deadlines still kept, for the tests.
+    var deadlineCount: Int { deadlines.count }
 
     /// Removes every call.
     mutating func removeAll() -> [Completion] {
