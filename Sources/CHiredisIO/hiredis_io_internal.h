@@ -17,7 +17,8 @@
 //                        Tests/ChannelsRedisTests/RESPScannerTests.swift and the fuzzer in
 //                        Tests/Fuzz/RESPScanner)
 //   reply_pool.c         redisReply objects from per-thread free lists (chr_io_reply_functions)
-//   publish.c            PUBLISH formatted by us, one callback per run (chr_io_publish)
+//   publish.c            PUBLISH (or SPUBLISH) formatted by us, one callback per run (chr_io_publish);
+//                        commands sent past hiredis's reply queue (chr_io_raw_command)
 //   tls.c                TLS with OpenSSL over the socket the glue already reads and writes: the
 //                        handshake on the loop before hiredis sees the connect, SSL_read and
 //                        SSL_write in place of read and write (chr_io_tls_*, chr_io_use_tls)
@@ -44,6 +45,8 @@
 //   time).
 // - redisContext's obuf as an sds, through sds.h's sdslen, sdsalloc, sdsrange, sdsfree and
 //   sdsempty (1.x renamed sds to hisds): chr_write (event_adapter.c) writes it and trims it itself.
+// - redisAsyncContext's replies list (head): chr_scan (message_fast_path.c) takes an error frame for
+//   sharded pub/sub only while hiredis expects no reply.
 // - redisContext's flags REDIS_CONNECTED, REDIS_DISCONNECTING and REDIS_FREEING, and err and fd:
 //   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c).
 // - redisAsyncContext's ev hooks and data (0.14's set: addRead, delRead, addWrite, delWrite,
@@ -112,6 +115,7 @@ struct chr_io_conn {
     char rejection[128];        // the text of the last of them
     long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
+    chr_io_shard_push_fn *on_shard_push;  // set: sharded pub/sub frames bypass hiredis (chr_io_deliver_shard_pushes)
     char *partial;              // with on_message: the start of a frame that is not complete yet
     size_t partial_length, partial_capacity;
     struct ssl_st *ssl;         // TLS (tls.c): NULL for plain TCP and Unix sockets

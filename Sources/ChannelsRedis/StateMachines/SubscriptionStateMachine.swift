@@ -90,6 +90,29 @@ struct SubscriptionStateMachine: Sendable {
     }
 
     /// A new connection is ready for commands: subscribe everything wanted.
+    /// Redis refused a SUBSCRIBE of `channel` (a cluster primary's `-MOVED` to SSUBSCRIBE): it is not subscribed,
+    /// whether or not it is still wanted; the owner decides where it goes next.
+    mutating func subscribeRefused(_ channel: String) {
+        guard status[channel] == .subscribing else { return }
+        status[channel] = nil
+    }
+
+    /// Redis ended the subscription of `channel` by itself (a cluster primary's `sunsubscribe` push when the
+    /// channel's slot moved away): it is not subscribed here any more. Returns whether it is still wanted.
+    mutating func unsubscribedByServer(_ channel: String) -> Bool {
+        status[channel] = nil
+        return wanted.contains(channel)
+    }
+
+    /// Forgets `channel` entirely, wanted or not (it now belongs to another shard). Returns whether it was subscribed
+    /// (the owner then unsubscribes it here).
+    mutating func handOver(_ channel: String) -> Bool {
+        wanted.remove(channel)
+        let wasSubscribed = status[channel] == .subscribed
+        status[channel] = wasSubscribed ? .unsubscribing : nil
+        return wasSubscribed
+    }
+
     mutating func connected() -> Action {
         isConnected = true
         status.removeAll(keepingCapacity: true)
