@@ -17,7 +17,8 @@
 //                        Tests/ChannelsRedisTests/RESPScannerTests.swift and the fuzzer in
 //                        Tests/Fuzz/RESPScanner)
 //   reply_pool.c         redisReply objects from per-thread free lists (chr_io_reply_functions)
-//   publish.c            PUBLISH formatted by us, one callback per run (chr_io_publish)
+//   publish.c            PUBLISH (or SPUBLISH) formatted by us, one callback per run (chr_io_publish);
+//                        commands sent past hiredis's reply queue (chr_io_raw_command)
 //   subscribe.c          a subscriber's (UN)SUBSCRIBEs formatted by us and their confirmations
 //                        taken from the read buffer, out of hiredis's subscription dict
 //                        (chr_io_subscribe, chr_io_handle_subscriptions)
@@ -47,6 +48,8 @@
 //   time).
 // - redisContext's obuf as an sds, through sds.h's sdslen, sdsalloc, sdsrange, sdsfree and
 //   sdsempty (1.x renamed sds to hisds): chr_write (event_adapter.c) writes it and trims it itself.
+// - redisAsyncContext's replies list (head): chr_scan (message_fast_path.c) takes an error frame for
+//   sharded pub/sub only while hiredis expects no reply.
 // - redisContext's flags REDIS_CONNECTED, REDIS_DISCONNECTING and REDIS_FREEING, and err and fd:
 //   chr_write, chr_add_write and chr_on_read (event_adapter.c), chr_io_publish (publish.c),
 //   chr_io_subscribe (subscribe.c), which also appends to obuf with sdscatlen and sets
@@ -118,6 +121,7 @@ struct chr_io_conn {
     long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
     chr_io_subscription_fn *on_subscription;  // set: confirmations bypass hiredis (chr_io_handle_subscriptions)
+    chr_io_shard_push_fn *on_shard_push;  // set: sharded pub/sub frames bypass hiredis (chr_io_deliver_shard_pushes)
     char *partial;              // with on_message: the start of a frame that is not complete yet
     size_t partial_length, partial_capacity;
     struct ssl_st *ssl;         // TLS (tls.c): NULL for plain TCP and Unix sockets

@@ -1,4 +1,5 @@
-// The subscriber's fast path: "message" pushes skip hiredis's reader (chr_io_deliver_messages).
+// The subscriber's fast path: "message" pushes skip hiredis's reader (chr_io_deliver_messages), and
+// on a cluster primary's subscriber so do the sharded pub/sub frames (chr_io_deliver_shard_pushes).
 //
 // On the subscriber connection nearly every frame is a "message" push. hiredis would parse it
 // into three reply objects, copy the channel name into an sds to find the subscription's
@@ -49,6 +50,31 @@ static int chr_keep_partial(chr_io_conn *conn, const char *bytes, size_t length)
 static int chr_reader_between_frames(const redisReader *reader) {
     if (reader->err || reader->pos < reader->len) return 0;
     return reader->ridx == -1 || (reader->ridx == 0 && reader->rstack[0].type == -1);
+}
+
+/// Sharded pub/sub (hiredis_io.h): hands the complete frame to on_message or on_shard_push if it is
+/// one of ours; 0 when hiredis must have it. An error frame is ours only while hiredis's reply queue
+/// is empty: then hiredis would take it for a spontaneous error and disconnect, and only our
+/// SSUBSCRIBE and SUNSUBSCRIBE (sent with chr_io_raw_command) can have caused it.
+static int chr_take_shard_frame(chr_io_conn *conn, const char *bytes, size_t length) {
+    chr_io_shard_frame shard;
+    chr_shard_frame(bytes, length, &shard);
+    switch (shard.kind) {
+    case CHR_IO_SHARD_OTHER:
+        return 0;
+    case CHR_IO_SHARD_MESSAGE:
+        conn->on_message(conn->ac, bytes + shard.channel_offset, shard.channel_length, bytes + shard.payload_offset,
+                         shard.payload_length);
+        return 1;
+    case CHR_IO_SHARD_ERROR:
+        if (conn->ac->replies.head != NULL) return 0;
+        break;
+    case CHR_IO_SHARD_SUBSCRIBE:
+    case CHR_IO_SHARD_UNSUBSCRIBE:
+        break;
+    }
+    conn->on_shard_push(conn->ac, (int)shard.kind, bytes + shard.channel_offset, shard.channel_length, shard.count);
+    return 1;
 }
 
 void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length) {
@@ -105,6 +131,8 @@ void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length) {
         } else if (conn->on_subscription != NULL &&
                    chr_subscription_frame(rest, frame.length, &subscribed, &channel, &channel_length)) {
             if (channel != NULL) conn->on_subscription(conn->ac, subscribed, channel, channel_length);
+        } else if (conn->on_shard_push != NULL && chr_take_shard_frame(conn, rest, frame.length)) {
+            // taken: smessage, ssubscribe, sunsubscribe or an error hiredis expects no reply for
         } else {
             chr_feed(conn, rest, frame.length);
         }
@@ -130,4 +158,9 @@ void chr_scan(chr_io_conn *conn, const char *read_bytes, size_t read_length) {
 void chr_io_deliver_messages(redisAsyncContext *ac, chr_io_message_fn *fn) {
     chr_io_conn *conn = ac->ev.data;
     if (conn != NULL) conn->on_message = fn;
+}
+
+void chr_io_deliver_shard_pushes(redisAsyncContext *ac, chr_io_shard_push_fn *fn) {
+    chr_io_conn *conn = ac->ev.data;
+    if (conn != NULL) conn->on_shard_push = fn;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/sds.h>
+
 /// The callback of every PUBLISH of a run but the last: an error reply is counted for the run's last
 /// callback (chr_io_take_rejected), and so is the receiver count of an integer one
 /// (chr_io_take_receivers). A NULL reply (the connection is going away) reaches the last callback too.
@@ -57,18 +59,21 @@ static size_t chr_bulk(char *out, const void *bytes, size_t length) {
     return used;
 }
 
-size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, const void *channel,
+size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, int sharded, const void *channel,
                       size_t channel_length, const void *payloads, const size_t *ends, size_t count) {
     chr_io_conn *conn = ac->ev.data;
     // hiredis refuses commands only for these flags; past this check every command is queued.
     if (conn == NULL || count == 0 || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) return 0;
-    static const char header[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    static const char plain[] = "*3\r\n$7\r\nPUBLISH\r\n";
+    static const char spublish[] = "*3\r\n$8\r\nSPUBLISH\r\n";
+    const char *header = sharded ? spublish : plain;
+    size_t header_length = sharded ? sizeof(spublish) - 1 : sizeof(plain) - 1;
     size_t longest = 0;
     for (size_t index = 0; index < count; index++) {
         size_t length = ends[index] - (index == 0 ? 0 : ends[index - 1]);
         if (length > longest) longest = length;
     }
-    size_t needed = sizeof(header) - 1 + (channel_length + 26) + (longest + 26);
+    size_t needed = header_length + (channel_length + 26) + (longest + 26);
     chr_io_loop *loop = conn->loop;
     if (needed > loop->scratch_capacity) {
         char *grown = realloc(loop->scratch, needed);
@@ -77,8 +82,8 @@ size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata
         loop->scratch_capacity = needed;
     }
     char *command = loop->scratch;
-    memcpy(command, header, sizeof(header) - 1);
-    size_t prefix = sizeof(header) - 1 + chr_bulk(command + sizeof(header) - 1, channel, channel_length);
+    memcpy(command, header, header_length);
+    size_t prefix = header_length + chr_bulk(command + header_length, channel, channel_length);
     const char *bytes = payloads;
     size_t queued = 0;
     for (size_t index = 0; index < count; index++) {
@@ -113,4 +118,20 @@ long long chr_io_take_receivers(redisAsyncContext *ac) {
     long long receivers = conn->receivers;
     conn->receivers = 0;
     return receivers;
+}
+
+int chr_io_raw_command(redisAsyncContext *ac, int argc, const char **argv, const size_t *lengths) {
+    chr_io_conn *conn = ac->ev.data;
+    redisContext *c = &ac->c;
+    if (conn == NULL || argc <= 0 || (c->flags & (REDIS_DISCONNECTING | REDIS_FREEING))) return REDIS_ERR;
+    sds command = NULL;
+    if (redisFormatSdsCommandArgv(&command, argc, argv, lengths) < 0 || command == NULL) return REDIS_ERR;
+    sds grown = sdscatsds(c->obuf, command);
+    sdsfree(command);
+    if (grown == NULL) return REDIS_ERR;
+    c->obuf = grown;
+    // What __redisAsyncCommand does after queueing a command's bytes: ask for a write (a flush in
+    // this loop pass once connected; event_adapter.c, chr_add_write).
+    if (ac->ev.addWrite) ac->ev.addWrite(ac->ev.data);
+    return REDIS_OK;
 }

@@ -7,3 +7,7 @@
 chr_io_scan_status chr_io_scan_frame(const char *bytes, size_t length, chr_io_frame *frame) {
     return chr_scan_frame(bytes, length, frame);
 }
+
+void chr_io_classify_shard_frame(const char *bytes, size_t length, chr_io_shard_frame *frame) {
+    chr_shard_frame(bytes, length, frame);
+}

@@ -137,6 +137,67 @@ static inline long long chr_message_frame(const char *bytes, size_t length, cons
     return (long long)position;
 }
 
+/// An `:N` integer line at bytes[*position] of a complete frame: 1 (value set, position moved), or
+/// -1 for anything else.
+static inline int chr_integer_at(const char *bytes, size_t length, size_t *position, long long *value) {
+    char type;
+    size_t at = *position;
+    if (chr_header(bytes, length, &at, &type, value) != 1 || type != ':') return -1;
+    *position = at;
+    return 1;
+}
+
+/// chr_io_classify_shard_frame (hiredis_io.h): what a complete frame is to sharded pub/sub. Only
+/// exact shapes count: `*3` with the kind as a bulk string, a bulk channel, then a bulk payload
+/// (smessage) or an integer ((un)subscribe); anything else is CHR_IO_SHARD_OTHER and goes to hiredis.
+static inline void chr_shard_frame(const char *bytes, size_t length, chr_io_shard_frame *frame) {
+    memset(frame, 0, sizeof(*frame));
+    if (length >= 3 && bytes[0] == '-') {
+        const char *cr = memchr(bytes, '\r', length);
+        if (cr == NULL) return;
+        frame->kind = CHR_IO_SHARD_ERROR;
+        frame->channel_offset = 1;
+        frame->channel_length = (size_t)(cr - bytes) - 1;
+        return;
+    }
+    static const char smessage[] = "*3\r\n$8\r\nsmessage\r\n";
+    static const char ssubscribe[] = "*3\r\n$10\r\nssubscribe\r\n";
+    static const char sunsubscribe[] = "*3\r\n$12\r\nsunsubscribe\r\n";
+    chr_io_shard_frame_kind kind;
+    size_t position;
+    if (length > sizeof(smessage) - 1 && memcmp(bytes, smessage, sizeof(smessage) - 1) == 0) {
+        kind = CHR_IO_SHARD_MESSAGE;
+        position = sizeof(smessage) - 1;
+    } else if (length > sizeof(ssubscribe) - 1 && memcmp(bytes, ssubscribe, sizeof(ssubscribe) - 1) == 0) {
+        kind = CHR_IO_SHARD_SUBSCRIBE;
+        position = sizeof(ssubscribe) - 1;
+    } else if (length > sizeof(sunsubscribe) - 1 && memcmp(bytes, sunsubscribe, sizeof(sunsubscribe) - 1) == 0) {
+        kind = CHR_IO_SHARD_UNSUBSCRIBE;
+        position = sizeof(sunsubscribe) - 1;
+    } else {
+        return;
+    }
+    const char *channel, *payload;
+    size_t channel_length, payload_length;
+    if (chr_bulk_at(bytes, length, &position, &channel, &channel_length) != 1) return;
+    long long count = 0;
+    if (kind == CHR_IO_SHARD_MESSAGE) {
+        if (chr_bulk_at(bytes, length, &position, &payload, &payload_length) != 1) return;
+        frame->payload_offset = (size_t)(payload - bytes);
+        frame->payload_length = payload_length;
+    } else if (chr_integer_at(bytes, length, &position, &count) != 1) {
+        return;
+    }
+    if (position != length) {
+        frame->payload_offset = frame->payload_length = 0;
+        return;
+    }
+    frame->kind = kind;
+    frame->channel_offset = (size_t)(channel - bytes);
+    frame->channel_length = channel_length;
+    frame->count = count;
+}
+
 /// chr_io_scan_frame (hiredis_io.h): the frame at the start of bytes[0, length), and its kind.
 static inline chr_io_scan_status chr_scan_frame(const char *bytes, size_t length, chr_io_frame *frame) {
     memset(frame, 0, sizeof(*frame));

@@ -19,10 +19,12 @@ final class PubSubEngine: @unchecked Sendable {
     let events: ConnectionEventBroadcaster
     /// Also in `router`; this copy is immutable, for `groupChannel(_:)` on callers' threads.
     let groupPrefix: String
-    private let logger: Logger
-    private var shards: [RedisShard] = []
+    let logger: Logger
+    var shards: [RedisShard] = []
+    /// Cluster mode's routing (PubSubEngine+Cluster.swift), `nil` for configured hosts.
+    var cluster: ClusterRouting?
 
-    private var closed = false
+    private(set) var closed = false
     /// Set (first) when the layer closes; read by consumers on any thread to tell `layerClosed`
     /// apart from a channel that was cleaned up.
     let isClosed = Atomic<Bool>(false)
@@ -66,11 +68,12 @@ final class PubSubEngine: @unchecked Sendable {
         loop: LibeventLoop,
         configuration: RedisPubSubChannelLayer.Configuration,
         endpoints: [RedisEndpoint],
+        cluster: RedisClusterEndpoint? = nil,
         tlsContexts: [OpenSSLContext?],
         codec: MessageCodec,
         statistics: LayerStatistics,
         events: ConnectionEventBroadcaster,
-        statusCells: [ShardStatusCell],
+        statusCells: ShardStatusList,
         metricsFactory: any MetricsFactory,
         logger: Logger
     ) {
@@ -88,13 +91,14 @@ final class PubSubEngine: @unchecked Sendable {
         // Shards are created on the loop thread in `start()`: they own hiredis state.
         self.pendingEndpoints = endpoints
         self.pendingTLSContexts = tlsContexts
+        self.cluster = cluster.map { ClusterRouting(endpoint: $0) }
     }
 
     private var pendingEndpoints: [RedisEndpoint]
     /// Parallel to `pendingEndpoints`: the TLS context of each `rediss://` endpoint.
     private var pendingTLSContexts: [OpenSSLContext?]
-    private let statusCells: [ShardStatusCell]
-    private let metricsFactory: any MetricsFactory
+    let statusCells: ShardStatusList
+    let metricsFactory: any MetricsFactory
     private let metrics: LayerMetrics
     private var metricsTimer: LoopTimer?
 
@@ -108,7 +112,7 @@ final class PubSubEngine: @unchecked Sendable {
                 loop: loop,
                 configuration: configuration,
                 statistics: statistics,
-                statusCell: statusCells[index],
+                statusCell: statusCells.all[index],
                 metricsFactory: metricsFactory,
                 logger: logger
             )
@@ -117,6 +121,7 @@ final class PubSubEngine: @unchecked Sendable {
         }
         pendingEndpoints = []
         pendingTLSContexts = []
+        if cluster != nil { startCluster() }
         scheduleUnconsumedSweep()
         scheduleMetricsReport()
     }
@@ -140,15 +145,28 @@ final class PubSubEngine: @unchecked Sendable {
 
     func groupChannel(_ group: String) -> String { groupPrefix + group }
 
+    /// Subscribes `redisChannel` on its shard (in cluster mode, once the slot map says which).
+    private func want(_ redisChannel: String, completion: @escaping SubscribeWaiters.Completion) {
+        if cluster != nil { return clusterWant(redisChannel, completion: completion) }
+        shard(for: redisChannel).want(redisChannel, completion: completion)
+    }
+
+    private func unwant(_ redisChannel: String) {
+        if cluster != nil { return clusterUnwant(redisChannel) }
+        shard(for: redisChannel).unwant(redisChannel)
+    }
+
     // MARK: Operations (each runs as one job on the loop)
 
     func publish(to redisChannel: String, payload: [UInt8], continuation: RedisShard.PublishContinuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        if cluster != nil { return clusterPublish(to: redisChannel, payloads: .one(payload), continuation: continuation) }
         shard(for: redisChannel).publish(channel: redisChannel, payload: payload, continuation: continuation)
     }
 
     func publish(to redisChannel: String, payloads: PayloadBatch, continuation: RedisShard.PublishContinuation) {
         guard !closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+        if cluster != nil { return clusterPublish(to: redisChannel, payloads: .batch(payloads), continuation: continuation) }
         shard(for: redisChannel).publish(channel: redisChannel, payloads: payloads, continuation: continuation)
     }
 
@@ -188,7 +206,7 @@ final class PubSubEngine: @unchecked Sendable {
         let id = channel.id
         // `self` strongly (see RedisShard's timers: no weak references to the engine or shards);
         // the shard runs every completion once (confirmed, timed out, or failed by close).
-        shard(for: name).want(name) { [self] error in
+        want(name) { [self] error in
             if error != nil { removeChannel(name, id: id) }
             completion(error)
         }
@@ -207,7 +225,7 @@ final class PubSubEngine: @unchecked Sendable {
         router.join(group, channel)
         let redisChannel = groupChannel(group)
         let id = channel.id
-        shard(for: redisChannel).want(redisChannel) { [self] error in
+        want(redisChannel) { [self] error in
             if let error {
                 if router.channels[name]?.id == id { discard(group, channel: name) }
                 continuation.resume(throwing: error)
@@ -231,8 +249,7 @@ final class PubSubEngine: @unchecked Sendable {
 
     private func discard(_ group: String, channel name: String) {
         guard let channel = router.channels[name], router.leave(group, channel) else { return }
-        let redisChannel = groupChannel(group)
-        shard(for: redisChannel).unwant(redisChannel)
+        unwant(groupChannel(group))
     }
 
     /// Removes the local channel `name` (only if it is the one with `id`, when given), with its
@@ -241,10 +258,9 @@ final class PubSubEngine: @unchecked Sendable {
         guard !closed, let (channel, emptiedGroups) = router.remove(name, id: id) else { return }
         channel.finish(.discarded)
         for group in emptiedGroups {
-            let redisChannel = groupChannel(group)
-            shard(for: redisChannel).unwant(redisChannel)
+            unwant(groupChannel(group))
         }
-        shard(for: name).unwant(name)
+        unwant(name)
         logger.debug("local channel removed", metadata: [LogKey.channel: "\(name)"])
     }
 
@@ -266,6 +282,7 @@ final class PubSubEngine: @unchecked Sendable {
         unconsumedSweep = nil
         metricsTimer?.cancel()
         metricsTimer = nil
+        cluster?.close()
         for shard in shards { shard.close() }
         closed = true
         for channel in router.removeAll() { channel.finish(.closed) }
@@ -494,6 +511,7 @@ extension PubSubEngine: RedisShardDelegate {
     }
 
     func shard(_ shard: RedisShard, didDisconnectWithError error: ChannelLayerError) {
+        if cluster != nil { requestClusterRefresh() }  // a primary gone may have been failed over
         events.emit(.disconnected(shard: shard.index, error: error))
         if let type = configuration.onDisconnect { broadcast(["type": .string(type)]) }
     }

@@ -39,7 +39,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     private let codec: MessageCodec
     let statisticsStorage: LayerStatistics  // (internal: tests read counters `statistics` does not show)
     private let events: ConnectionEventBroadcaster
-    private let statusCells: [ShardStatusCell]
+    private let statusCells: ShardStatusList
     private let closed = Atomic<Bool>(false)
     /// What `run()` (the `Service` conformance) needs: whether it ran, and when the layer closed.
     let runState = ServiceRunState()
@@ -91,7 +91,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         logger: Logger = Logger(label: "channels-redis", factory: { _ in SwiftLogNoOpLogHandler() }),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
-        let endpoints = try configuration.validated()
+        let cluster = try configuration.validatedCluster()
+        let endpoints = cluster == nil ? try configuration.validated() : []
         // TLS files are loaded now, so that a bad one fails here rather than at every connect.
         let tlsContexts = try endpoints.map { endpoint throws(ChannelLayerError) -> OpenSSLContext? in
             guard let tls = endpoint.address.tls else { return nil }
@@ -101,13 +102,14 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         self.logger = logger
         self.codec = try MessageCodec(configuration: configuration)
         self.statisticsStorage = LayerStatistics(metricsFactory: metricsFactory)
-        self.statusCells = endpoints.map { _ in ShardStatusCell() }
+        self.statusCells = ShardStatusList(endpoints.map { _ in ShardStatusCell() })
         self.events = ConnectionEventBroadcaster()
         self.loop = try LibeventLoop(name: "channels-redis", busyPoll: configuration.busyPoll)
         let engine = PubSubEngine(
             loop: loop,
             configuration: configuration,
             endpoints: endpoints,
+            cluster: cluster,
             tlsContexts: tlsContexts,
             codec: codec,
             statistics: statisticsStorage,
@@ -397,12 +399,14 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// router.get("/ready") { _, _ in layer.isHealthy ? HTTPResponse.Status.ok : .serviceUnavailable }
     /// ```
     public var isHealthy: Bool {
-        statusCells.allSatisfy { $0.status.isHealthy }
+        let cells = statusCells.all
+        return !cells.isEmpty && cells.allSatisfy { $0.status.isHealthy }
     }
 
-    /// The status of each shard, in the order of `configuration.hosts`.
+    /// The status of each shard, in the order of `configuration.hosts`; with a `redis-cluster://` host, of each
+    /// primary in the order the slot map first named them (empty until the first map came).
     public var shardStatuses: [ShardStatus] {
-        statusCells.map(\.status)
+        statusCells.all.map(\.status)
     }
 
     /// Counters since the layer was created.
@@ -417,7 +421,9 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
             reconnects: storage.reconnects.load(ordering: .relaxed),
             livenessFailures: storage.livenessFailures.load(ordering: .relaxed),
             failovers: storage.failovers.load(ordering: .relaxed),
-            unconsumedChannels: storage.unconsumedChannels.load(ordering: .relaxed)
+            unconsumedChannels: storage.unconsumedChannels.load(ordering: .relaxed),
+            clusterSlotMapRefreshes: storage.cluster.slotMapRefreshes.load(ordering: .relaxed),
+            clusterRehomedChannels: storage.cluster.rehomedChannels.load(ordering: .relaxed)
         )
     }
 
@@ -444,6 +450,12 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         /// ``Configuration/unconsumedChannelThreshold``, as of the last check (a gauge, not a count
         /// since creation). Usually a channel somebody forgot to discard.
         public var unconsumedChannels: Int
+        /// Redis Cluster only: how many times the slot map was fetched (at start, after redirects and lost
+        /// connections, and periodically).
+        public var clusterSlotMapRefreshes: Int = 0
+        /// Redis Cluster only: how many times a channel was subscribed again on another primary because its slot
+        /// moved there (a migration, a failover).
+        public var clusterRehomedChannels: Int = 0
     }
 
     // MARK: Internals

@@ -53,6 +53,58 @@ void chr_io_handle_subscriptions(redisAsyncContext *ac, chr_io_subscription_fn *
 /// (ends[-1] = 0). REDIS_OK, or REDIS_ERR when the context is disconnecting or memory ran out.
 int chr_io_subscribe(redisAsyncContext *ac, int unsubscribe, const void *names, const size_t *ends, size_t count);
 
+// MARK: Sharded pub/sub (Redis Cluster)
+//
+// hiredis's async API knows only (p)subscribe pushes (every version), so a subscriber of a cluster
+// primary sends SSUBSCRIBE and SUNSUBSCRIBE past hiredis (chr_io_raw_command: no callback is queued,
+// so hiredis expects no reply), and the fast path takes every frame those commands and the server's
+// sharded pub/sub produce before hiredis sees it: "smessage" pushes go to the context's on_message
+// function like "message" pushes, "ssubscribe" and "sunsubscribe" pushes (confirmations, and the
+// server's own when a slot moves away) and the error replies to SSUBSCRIBE (-MOVED, -CROSSSLOT) go to
+// its on_shard_push function. An error frame is taken only while hiredis expects no reply of its own
+// (its reply queue is empty): a refused AUTH still reaches hiredis and its callback.
+
+/// What chr_io_classify_shard_frame found.
+typedef enum chr_io_shard_frame_kind {
+    /// Not a sharded pub/sub frame (hiredis gets it).
+    CHR_IO_SHARD_OTHER = 0,
+    /// `smessage`: channel and payload.
+    CHR_IO_SHARD_MESSAGE = 1,
+    /// `ssubscribe`: channel and count.
+    CHR_IO_SHARD_SUBSCRIBE = 2,
+    /// `sunsubscribe`: channel and count.
+    CHR_IO_SHARD_UNSUBSCRIBE = 3,
+    /// An error reply: its text (without the '-' and the CRLF) as the "channel".
+    CHR_IO_SHARD_ERROR = 4,
+} chr_io_shard_frame_kind;
+
+/// A classified frame; offsets count from the frame's first byte.
+typedef struct chr_io_shard_frame {
+    chr_io_shard_frame_kind kind;
+    size_t channel_offset, channel_length;
+    size_t payload_offset, payload_length;
+    long long count;
+} chr_io_shard_frame;
+
+/// Classifies the complete frame bytes[0, length) (a length chr_io_scan_frame reported). Always
+/// writes `frame` (zeroed for CHR_IO_SHARD_OTHER); reads nothing at or past `length`.
+void chr_io_classify_shard_frame(const char *bytes, size_t length, chr_io_shard_frame *frame);
+
+/// An `ssubscribe` or `sunsubscribe` push, or an error reply hiredis did not expect (see above):
+/// `kind` a chr_io_shard_frame_kind, `text` the channel (or the error's text), valid during the call.
+typedef void chr_io_shard_push_fn(redisAsyncContext *ac, int kind, const char *text, size_t text_length, long long count);
+
+/// From now on the sharded pub/sub frames of this (subscriber) context bypass hiredis as described
+/// above: `smessage` to the function given to chr_io_deliver_messages (which must be set), the
+/// others to `fn`. NULL turns it off.
+void chr_io_deliver_shard_pushes(redisAsyncContext *ac, chr_io_shard_push_fn *fn);
+
+/// Appends a command to the context's output buffer, formatted as hiredis would, with no callback:
+/// hiredis expects no reply to it, so every reply it causes must be taken by the fast path
+/// (SSUBSCRIBE and SUNSUBSCRIBE on a context with chr_io_deliver_shard_pushes). REDIS_OK, or
+/// REDIS_ERR when the context is disconnecting or memory ran out.
+int chr_io_raw_command(redisAsyncContext *ac, int argc, const char **argv, const size_t *lengths);
+
 /// Attaches a new context to the loop (like redisLibeventAttach). REDIS_OK or REDIS_ERR.
 int chr_io_attach(redisAsyncContext *ac, chr_io_loop *loop);
 
@@ -95,7 +147,8 @@ void chr_io_tls_counts(uint64_t *created, uint64_t *freed);
 /// n PUBLISHes costs one callback into the caller instead of n.
 /// Returns how many were queued: all of them, or 0 when the context is disconnecting or memory
 /// ran out (hiredis queues every command once its flags allow it).
-size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, const void *channel,
+/// With `sharded` 1 the commands are SPUBLISH (Redis Cluster's sharded pub/sub) instead of PUBLISH.
+size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, int sharded, const void *channel,
                       size_t channel_length, const void *payloads, const size_t *ends, size_t count);
 
 /// How many replies to the PUBLISHes before a run's last one were errors since the last call

@@ -44,13 +44,13 @@ final class HiredisConnection {
     private(set) var endpoint: RedisEndpoint
     /// The endpoint's TLS context (`rediss://`), shared with the shard's other connection.
     private let tls: OpenSSLContext?
-    private let loop: LibeventLoop
+    let loop: LibeventLoop
     /// Unowned: the delegate (the shard) owns this connection and frees its context before it goes,
     /// so no weak load is needed on every reply.
     unowned(unsafe) var delegate: (any HiredisConnectionDelegate)?
 
     private(set) var state: State = .idle
-    private var context: UnsafeMutablePointer<redisAsyncContext>?
+    private(set) var context: UnsafeMutablePointer<redisAsyncContext>?
     private var connectTimer: LoopTimer?
     /// Bumped for every context, so work scheduled for an old context is ignored.
     private(set) var generation = 0
@@ -63,11 +63,18 @@ final class HiredisConnection {
     /// subscriber, which sends nothing whose reply could look like a push.
     let directMessages: Bool
 
-    init(endpoint: RedisEndpoint, tls: OpenSSLContext? = nil, loop: LibeventLoop, directMessages: Bool = false) {
+    /// Whether this connection speaks sharded pub/sub (a Redis Cluster primary's connections): a publisher's
+    /// ``publish(channel:payload:)`` sends SPUBLISH, and a subscriber (with `directMessages`) takes `smessage`,
+    /// `ssubscribe`, `sunsubscribe` and SSUBSCRIBE's errors past hiredis (`chr_io_deliver_shard_pushes`; see
+    /// HiredisConnection+Sharded.swift).
+    let sharded: Bool
+
+    init(endpoint: RedisEndpoint, tls: OpenSSLContext? = nil, loop: LibeventLoop, directMessages: Bool = false, sharded: Bool = false) {
         self.endpoint = endpoint
         self.tls = tls
         self.loop = loop
         self.directMessages = directMessages
+        self.sharded = sharded
     }
 
     var isReady: Bool { state == .ready }
@@ -139,6 +146,7 @@ final class HiredisConnection {
             chr_io_deliver_messages(context, hiredisMessageTrampoline)
             chr_io_handle_subscriptions(context, hiredisSubscriptionTrampoline)
         }
+        if directMessages, sharded { deliverShardPushes(context) }
         redisAsyncSetConnectCallback(context, hiredisConnectTrampoline)
         redisAsyncSetDisconnectCallback(context, hiredisDisconnectTrampoline)
         // Strongly held, like the shard's timers (no weak references: see RedisShard); cancelled
@@ -242,15 +250,21 @@ final class HiredisConnection {
 
     /// `PUBLISH channel payload`, its reply at `didReceiveReply`. Returns 1, or 0 as above.
     func publish(channel: String, payload: ArraySlice<UInt8>) -> Int {
+        publish(channel: channel, payload: payload, sharded: sharded)
+    }
+
+    /// `PUBLISH` (or, with `sharded`, `SPUBLISH`) `channel payload`, whatever the connection's own kind: a liveness
+    /// probe on a cluster primary is a plain PUBLISH to the subscriber's plain subscription.
+    func publish(channel: String, payload: ArraySlice<UInt8>, sharded: Bool) -> Int {
         payload.withUnsafeBytes { bytes in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: 1) { ends in
                 ends[0] = bytes.count
-                return publish(channel: channel, bytes: bytes, ends: UnsafeBufferPointer(ends))
+                return publish(channel: channel, bytes: bytes, ends: UnsafeBufferPointer(ends), sharded: sharded)
             }
         }
     }
 
-    private func publish(channel: String, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>) -> Int {
+    private func publish(channel: String, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>, sharded: Bool? = nil) -> Int {
         loop.preconditionInLoop()
         guard let context, !ends.isEmpty else { return 0 }
         var channel = channel
@@ -259,6 +273,7 @@ final class HiredisConnection {
                 context,
                 hiredisReplyTrampoline,
                 context.pointee.data,
+                (sharded ?? self.sharded) ? 1 : 0,
                 name.baseAddress,
                 name.count,
                 bytes.baseAddress,
@@ -293,6 +308,14 @@ final class HiredisConnection {
     private func send(_ arguments: [String]) -> Bool {
         loop.preconditionInLoop()
         guard let context, !arguments.isEmpty else { return false }
+        return Self.withArgv(arguments) { count, argv, lengths in Self.command(context, count: count, argv: argv, lengths: lengths) }
+    }
+
+    /// `arguments` as hiredis's argv and lengths, valid during `body`.
+    static func withArgv(
+        _ arguments: [String],
+        _ body: (Int, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> Bool
+    ) -> Bool {
         // Argument buffers only need to live for the call: hiredis formats them into its own buffer.
         // One contiguous buffer for all arguments, pointers into it.
         var joined: [UInt8] = []
@@ -310,7 +333,7 @@ final class HiredisConnection {
             }
             return argv.withUnsafeMutableBufferPointer { (argvBuffer: inout UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) -> Bool in
                 lengths.withUnsafeBufferPointer { (lengthBuffer: UnsafeBufferPointer<Int>) -> Bool in
-                    Self.command(context, count: arguments.count, argv: argvBuffer.baseAddress!, lengths: lengthBuffer.baseAddress!)
+                    body(arguments.count, argvBuffer.baseAddress!, lengthBuffer.baseAddress!)
                 }
             }
         }

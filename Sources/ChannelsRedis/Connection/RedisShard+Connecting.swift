@@ -219,7 +219,7 @@ extension RedisShard {
         probeTimer = nil
         guard health.isHealthy else { return probe.stop() }
         let id = UUIDHex.random()
-        guard publisher.publish(channel: internalChannel, payload: Array(id.utf8)[...]) == 1 else {
+        guard publisher.publish(channel: internalChannel, payload: Array(id.utf8)[...], sharded: false) == 1 else {
             // No probe until the shard is healthy again: the publisher is gone, its loss comes next.
             return probe.stop()
         }

@@ -57,6 +57,7 @@ extension RedisShard: HiredisConnectionDelegate {
                 waiter.succeeded(count: front.count, receivers: rejected.receivers + last)
             } else {
                 let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
+                if sharded, let redirect = ClusterRedirect(text) { clusterDelegate?.shard(self, wasRedirected: redirect) }
                 let what = front.count == 1 ? "" : " (\(refused) of \(front.count) in one batch)"
                 waiter.fail(ChannelLayerError(.commandRefused, "Redis refused PUBLISH\(what): \(text)"))
             }

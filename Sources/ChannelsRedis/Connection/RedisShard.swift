@@ -83,6 +83,12 @@ final class RedisShard {
     /// For a Sentinel endpoint: asks where the master is before each connect, and watches for
     /// failovers (`RedisShard+Sentinel.swift`).
     let sentinel: SentinelClient?
+    /// A Redis Cluster primary's shard: SPUBLISH and SSUBSCRIBE instead of PUBLISH and SUBSCRIBE
+    /// (RedisShard+Cluster.swift). The internal channel stays a plain SUBSCRIBE, which keeps hiredis's
+    /// subscriber mode and the liveness probe (a plain PUBLISH) as they are.
+    let sharded: Bool
+    /// The SSUBSCRIBEs and SUNSUBSCRIBEs sent and not fully answered, in order (sharded shards only).
+    var shardedCommands = ShardedCommandQueue()
 
     /// The subscriber's permanent subscription. hiredis 0.14.1 aborts on an assert when a normal
     /// command follows the UNSUBSCRIBE of the last channel before its reply, so the subscriber is
@@ -99,8 +105,10 @@ final class RedisShard {
         statistics: LayerStatistics,
         statusCell: ShardStatusCell,
         metricsFactory: any MetricsFactory,
-        logger: Logger
+        logger: Logger,
+        sharded: Bool = false
     ) {
+        self.sharded = sharded
         self.statusCell = statusCell
         self.index = index
         self.endpoint = endpoint
@@ -114,8 +122,8 @@ final class RedisShard {
         self.logger = logger
         self.internalChannel = "\(configuration.prefix)__channels_redis_swift__.\(UUIDHex.random())"
         self.internalChannelBytes = Array(internalChannel.utf8)
-        self.publisher = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop)
-        self.subscriber = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop, directMessages: true)
+        self.publisher = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop, sharded: sharded)
+        self.subscriber = HiredisConnection(endpoint: endpoint, tls: tls, loop: loop, directMessages: true, sharded: sharded)
         let lifecycle = ConnectionStateMachine(retry: configuration.retry)
         self.lifecycles = PerRole(publisher: lifecycle, subscriber: lifecycle)
         self.probe = LivenessProbe(interval: configuration.livenessInterval, timeout: configuration.livenessTimeout)
@@ -287,6 +295,7 @@ final class RedisShard {
 
     /// Many names per command: resubscribing 100,000 channels is 100 commands, not 100,000.
     func sendSubscriptionCommands(_ channels: [String], unsubscribe: Bool = false) {
+        if sharded, channels != [internalChannel] { return sendShardedSubscriptionCommand(unsubscribe ? "UNSUBSCRIBE" : "SUBSCRIBE", channels) }
         let batchSize = 1_000
         var start = 0
         while start < channels.count {

@@ -119,6 +119,41 @@ struct SubscriptionStateMachine: Sendable {
         }
     }
 
+    /// Redis refused a SUBSCRIBE of `channel` (a cluster primary's `-MOVED` to SSUBSCRIBE): it is not subscribed,
+    /// whether or not it is still wanted; the owner decides where it goes next.
+    mutating func subscribeRefused(_ channel: String) {
+        guard entries[channel]?.status == .subscribing else { return }
+        _ = update(channel) { entry in
+            entry.status = nil
+            return .doNothing
+        }
+    }
+
+    /// Redis ended the subscription of `channel` by itself (a cluster primary's `sunsubscribe` push when the
+    /// channel's slot moved away): it is not subscribed here any more. Returns whether it is still wanted.
+    mutating func unsubscribedByServer(_ channel: String) -> Bool {
+        guard let existing = entries[channel] else { return false }
+        _ = update(channel) { entry in
+            entry.status = nil
+            return .doNothing
+        }
+        return existing.wanted
+    }
+
+    /// Forgets `channel` entirely, wanted or not (it now belongs to another shard). Returns whether it was subscribed
+    /// (the owner then unsubscribes it here).
+    mutating func handOver(_ channel: String) -> Bool {
+        guard entries[channel] != nil else { return false }
+        var wasSubscribed = false
+        _ = update(channel) { entry in
+            entry.wanted = false
+            wasSubscribed = entry.status == .subscribed
+            entry.status = wasSubscribed ? .unsubscribing : nil
+            return .doNothing
+        }
+        return wasSubscribed
+    }
+
     /// A new connection is ready for commands: subscribe everything wanted.
     mutating func connected() -> Action {
         isConnected = true

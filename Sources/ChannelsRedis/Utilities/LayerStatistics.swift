@@ -25,6 +25,8 @@ final class LayerStatistics: Sendable {
     /// Local channels holding messages that no consumer took for `unconsumedChannelThreshold`, as
     /// of the last sweep.
     let unconsumedChannels = Atomic<Int>(0)
+    /// Redis Cluster's counters (Cluster/ClusterStatistics.swift).
+    let cluster = ClusterStatistics()
 
     private let droppedCounter: Counter
     private let undecodableCounter: Counter

@@ -2,6 +2,7 @@
 /// `psql_*`), dotted like swift-log's own conventions, and stable: dashboards and alerts match them.
 enum LogKey {
     static let shard = "channels_redis.shard"
+    static let cluster = "channels_redis.cluster"
     static let host = "channels_redis.host"
     static let channel = "channels_redis.channel"
     static let error = "channels_redis.error"

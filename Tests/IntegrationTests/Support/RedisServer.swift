@@ -92,9 +92,7 @@ final class RedisServer: Sendable {
     /// - Throws: ``FixtureError`` `.notFound` when there is no `redis-server`; `.startFailed` (with the log's tail) when
     ///   it does not come up within ``readinessTimeout``.
     static func start(arguments extra: [String] = [], configuration: String? = nil) async throws -> RedisServer {
-        guard let executable = ChildProcess.locate("redis-server", extraDirectories: ["/usr/bin", "/usr/local/bin"]) else {
-            throw FixtureError(.notFound, "redis-server not found: install it with `apt-get install -y redis-server` or run `bash .ci/test`")
-        }
+        let executable = try locateExecutable()
         var lastError: (any Error)?
         for _ in 0..<8 {
             let server = try RedisServer(
@@ -111,6 +109,23 @@ final class RedisServer: Sendable {
             }
         }
         throw FixtureError(.startFailed, "redis-server found every port taken; last: \(lastError.map { "\($0)" } ?? "-")")
+    }
+
+    /// Starts a `redis-server` on `port` of 127.0.0.1, which the caller found free (``RedisCluster`` needs the port's
+    /// bus port, `port + 10000`, free as well), and waits until it answers. Runs it as ``start(arguments:)`` does.
+    ///
+    /// - Throws: as ``start(arguments:)``, and `.addressInUse` when the port was taken in the meantime.
+    static func start(port: Int, arguments extra: [String]) async throws -> RedisServer {
+        let server = try RedisServer(executable: try locateExecutable(), extraArguments: extra, port: port, configuration: nil)
+        try await server.launch()
+        return server
+    }
+
+    private static func locateExecutable() throws -> String {
+        guard let executable = ChildProcess.locate("redis-server", extraDirectories: ["/usr/bin", "/usr/local/bin"]) else {
+            throw FixtureError(.notFound, "redis-server not found: install it with `apt-get install -y redis-server` or run `bash .ci/test`")
+        }
+        return executable
     }
 
     /// The port, the same across restarts.
