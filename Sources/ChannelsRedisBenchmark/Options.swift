@@ -24,7 +24,9 @@ let usageText = """
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
-                         every channel ("resubscribe_seconds", includes the reconnect backoff)
+                         every channel ("resubscribe_seconds", includes the reconnect backoff;
+                         "kill_seconds": the CLIENT KILL's own part, the server dropping the old
+                         subscriptions; "resubscribe_cpu_seconds": this process's CPU after it)
       --idle-seconds S   memory: then leave the layer idle (its channels subscribed, liveness probes
                          on) for S seconds and report the CPU it used, "idle_cpu_percent" of one core
       --stamp send       latency: stamp each message in its task just before layer.send()

@@ -565,12 +565,20 @@ func memory(_ bench: Bench, into json: inout JSONLine) async throws {
     var events = layer.connectionEvents().makeAsyncIterator()
     let killStart = nowNs()
     let reply = try redisCommand(host: options.host, port: options.port, "CLIENT KILL TYPE pubsub\r\n")
+    // From here the server has dropped the old connection's subscriptions (the reply comes after):
+    // what follows is the layer's reconnect and resubscribe, and the server's SUBSCRIBEs.
+    let killedAt = nowNs()
+    let cpuStart = processCPUNs()
     while let event = await events.next() {
         if case .reconnected = event { break }
     }
-    let resubscribeSeconds = Double(nowNs() - killStart) / 1e9
+    let cpu = processCPUNs() - cpuStart
+    let end = nowNs()
+    let resubscribeSeconds = Double(end - killStart) / 1e9
     try await warmUp(bench, channel: channel, iterator: &iterator)
     json.add("resubscribe_seconds", resubscribeSeconds, digits: 4)
+    json.add("kill_seconds", Double(killedAt - killStart) / 1e9, digits: 4)
+    json.add("resubscribe_cpu_seconds", Double(cpu) / 1e9, digits: 4)
     json.add("killed_connections", Int(reply.dropFirst().prefix { $0 != "\r" }) ?? -1)
 }
 
