@@ -59,6 +59,28 @@ struct ClusterFaultTests {
         }
     }
 
+    @Test func aSendOnAStaleMapFollowsMoved() async throws {
+        try await withClusterLayer(replicasPerPrimary: 0) { receiver, cluster in
+            // A second layer whose map goes stale: nothing subscribed through it tells it that the slot moved.
+            let sender = try RedisPubSubChannelLayer(configuration: .init(hosts: [cluster.url]))
+            try await closing(sender) { sender in
+                let channel = try await receiver.newChannel()
+                #expect(try await sender.send(["n": 1], to: channel) == 1)
+                #expect(try await receiver.receive(from: channel, timeout: .seconds(10))?["n"]?.intValue == 1)
+                let slot = ClusterKeySlot.slot(for: channel)
+                let source = try await cluster.ownerPort(ofSlot: slot)
+                let target = try #require(try await cluster.primaryPorts().first { $0 != source })
+                try await cluster.migrate(slots: [slot], from: source, to: target)
+                try await eventually("the receiver re-homed the channel") {
+                    try await cluster.node(port: target)!.command(["PUBSUB", "SHARDNUMSUB", channel]).array?.last?.integer == 1
+                }
+                #expect(try await sender.send(["n": 2], to: channel) == 1, "sent to the old owner, redirected to the new one")
+                #expect(sender.statisticsStorage.cluster.redirectedPublishes.load(ordering: .relaxed) == 1)
+                #expect(try await receiver.receive(from: channel, timeout: .seconds(10))?["n"]?.intValue == 2)
+            }
+        }
+    }
+
     @Test func aKilledPrimarysReplicaTakesOverAndDeliveryResumes() async throws {
         try await withClusterLayer(configure: { $0.sendTimeout = .seconds(1) }) { layer, cluster in
             var channels: [String] = []
