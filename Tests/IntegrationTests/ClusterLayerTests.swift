@@ -124,6 +124,25 @@ struct ClusterLayerTests {
         }
     }
 
+    /// What the README says about Python: a layer on a cluster node with a plain `redis://` URL (what channels_redis
+    /// does) and a layer in cluster mode do not see each other's messages on the same channel.
+    @Test func plainAndShardedPubSubDoNotSeeEachOther() async throws {
+        try await withClusterLayer(replicasPerPrimary: 0) { sharded, cluster in
+            let channel = try await sharded.newChannel()
+            let owner = try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: channel))
+            let plain = try RedisPubSubChannelLayer(configuration: .init(hosts: ["redis://127.0.0.1:\(owner)"]))
+            try await closing(plain) { (plain: RedisPubSubChannelLayer) async throws in
+                #expect(try await plain.receive(from: channel, timeout: .milliseconds(1)) == nil)  // subscribes it
+                #expect(try await sharded.send(["from": "sharded"], to: channel) == 1, "one shard subscriber: the sharded layer")
+                #expect(try await plain.send(["from": "plain"], to: channel) == 1, "one plain subscriber: the plain layer")
+                #expect(try await sharded.receive(from: channel, timeout: .seconds(5))?["from"]?.stringValue == "sharded")
+                #expect(try await plain.receive(from: channel, timeout: .seconds(5))?["from"]?.stringValue == "plain")
+                #expect(try await sharded.receive(from: channel, timeout: .seconds(1)) == nil, "no plain message in cluster mode")
+                #expect(try await plain.receive(from: channel, timeout: .seconds(1)) == nil, "no sharded message on plain pub/sub")
+            }
+        }
+    }
+
     /// The port of the primary serving each name's slot.
     static func owners(of names: [String], in cluster: RedisCluster) async throws -> [String: Int] {
         var owners: [String: Int] = [:]
