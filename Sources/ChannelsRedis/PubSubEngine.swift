@@ -264,6 +264,7 @@ final class PubSubEngine: @unchecked Sendable {
         for channel in router.removeAll() { channel.mailbox.finish(.flushed) }
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
+        cluster?.dropSubscriptions(error)
         continuation.resume()
     }
 

@@ -85,6 +85,18 @@ struct ClusterLayerTests {
                 #expect(try await layer.receive(from: channel, timeout: .seconds(10))?["b"]?.intValue == index)
             }
             #expect(layer.statistics.undecodableMessages == 0)
+            // flush() drops every subscription on every primary; the layer goes on as new.
+            try await layer.flush()
+            try await eventually("no shard channel is left subscribed") {
+                for port in try await cluster.primaryPorts() {
+                    let reply = try await cluster.command(["PUBSUB", "SHARDCHANNELS", "asgi*"], port: port)
+                    guard reply.array?.isEmpty == true else { return false }
+                }
+                return true
+            }
+            let fresh = try await layer.newChannel()
+            #expect(try await layer.send(["after": "flush"], to: fresh) == 1)
+            #expect(try await layer.receive(from: fresh, timeout: .seconds(10))?["after"]?.stringValue == "flush")
         }
     }
 

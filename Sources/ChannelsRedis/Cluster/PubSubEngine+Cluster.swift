@@ -34,6 +34,14 @@ final class ClusterRouting {
         self.endpoint = endpoint
     }
 
+    /// `flush()`: nothing is wanted any more; channels waiting for a home fail with `error`.
+    func dropSubscriptions(_ error: ChannelLayerError) {
+        homes = [:]
+        let waiting = displaced
+        displaced = [:]
+        for (_, waiters) in waiting { for waiter in waiters { waiter(error) } }
+    }
+
     func close() {
         closed = true
         discovery?.cancel()
