@@ -177,3 +177,25 @@ func withClusterLayer<Result>(
     let layer = try RedisPubSubChannelLayer(configuration: configuration)
     return try await closing(layer) { try await body($0, cluster) }
 }
+
+/// A cluster nobody answers for: operations fail with a typed error within bounds, none hangs.
+@Suite(.timeLimit(.minutes(1)))
+struct ClusterUnreachableTests {
+    @Test func aClusterWithNoReachableSeedFailsOperationsWithConnectionFailed() async throws {
+        let dead = try LoopbackSocket.freeServerPort()
+        var configuration = RedisPubSubChannelLayer.Configuration(hosts: ["redis-cluster://127.0.0.1:\(dead)"])
+        configuration.connectTimeout = .milliseconds(500)
+        let layer = try RedisPubSubChannelLayer(configuration: configuration)
+        try await closing(layer) { layer in
+            await #expect {
+                _ = try await layer.newChannel()
+            } throws: { error in
+                guard let error = error as? ChannelLayerError else { return false }
+                return error.code == .connectionFailed && error.message.contains("slot map")
+            }
+            await #expect(throws: ChannelLayerError.self) { try await layer.send(["x": 1], to: "asgi.somewhere") }
+            #expect(!layer.isHealthy)
+            #expect(layer.shardStatuses.isEmpty)
+        }
+    }
+}
