@@ -8,10 +8,11 @@ import Testing
 /// another primary, and a primary killed with `kill -9` so that its replica takes over.
 ///
 /// What is checked is what pub/sub can promise: every message Redis confirmed as delivered to the layer's subscriber
-/// (an SPUBLISH answered with a receiver count of at least 1) is received, in order; messages sent while a
-/// subscription moves may reach no subscriber (the send returns 0) or fail, and are counted, not expected; and delivery
-/// resumes on every channel within a bounded time (15 s after a migration, 30 s after a kill, of which the failover
-/// itself takes about `--cluster-node-timeout` (2 s) plus an election).
+/// (an SPUBLISH answered with a receiver count of at least 1) is received, in order, except (kill -9 only) the one
+/// message the victim may have confirmed to the publisher and died before writing to the subscriber; messages sent
+/// while a subscription moves may reach no subscriber (the send returns 0) or fail, and are counted, not expected; and
+/// delivery resumes on every channel within a bounded time (15 s after a migration, 30 s after a kill, of which the
+/// failover itself takes about `--cluster-node-timeout` (2 s) plus an election).
 @Suite(.serialized, .timeLimit(.minutes(4)))
 struct ClusterFaultTests {
     @Test func aMigratedSlotRangeWithLiveSubscriptionsMovesWithItsTraffic() async throws {
@@ -109,12 +110,20 @@ struct ClusterFaultTests {
             let promoted = try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: channels[0]))
             #expect(promoted != victimPort)
             #expect(layer.shardStatuses.count == 3)
-            #expect(report.lost.isEmpty, "messages Redis delivered to the subscriber but the layer did not hand out: \(report.lost)")
+            // A message the victim confirmed to the publisher just before it died may never have been written to the
+            // subscriber's socket (Redis writes the two replies one after the other): lost with the server, not by the
+            // layer. Only those are excused: the victim's channels, sent before the kill returned (the process reaped).
+            let diedWithTheServer = report.lost.filter { onVictim.contains($0.channel) && $0.number <= mark }
+            let lost = report.lost.filter { !(onVictim.contains($0.channel) && $0.number <= mark) }
+            #expect(lost.isEmpty, "messages Redis delivered to the subscriber but the layer did not hand out: \(lost)")
+            #expect(diedWithTheServer.count <= 1, "the sender awaits each send, so at most one was in flight: \(diedWithTheServer)")
             #expect(report.outOfOrder.isEmpty, "\(report.outOfOrder)")
             #expect(layer.statistics.clusterRehomedChannels >= onVictim.count)
             Swift.print(
-                "kill -9 of the primary on \(victimPort) (\(onVictim.count) channels): \(report.confirmed) confirmed and received, "
-                    + "\(report.unreceived) reached no subscriber, \(report.failed) failed, now served by \(promoted)"
+                "kill -9 of the primary on \(victimPort) (\(onVictim.count) channels): \(report.confirmed) confirmed, "
+                    + "\(report.confirmed - report.lost.count) received, \(diedWithTheServer.count) confirmed by the victim as it died "
+                    + "and never written to the subscriber, \(report.unreceived) reached no subscriber, \(report.failed) failed, "
+                    + "now served by \(promoted)"
             )
         }
     }
@@ -136,12 +145,18 @@ final class Traffic: Sendable {
         var received: [String: [Int]] = [:]
     }
 
+    struct Lost: Sendable, CustomStringConvertible {
+        var channel: String
+        var number: Int
+        var description: String { "\(channel)#\(number)" }
+    }
+
     struct Report {
         var confirmed = 0
         var unreceived = 0
         var failed = 0
-        /// Confirmed as delivered, never received: (channel, number).
-        var lost: [String] = []
+        /// Confirmed as delivered, never received.
+        var lost: [Lost] = []
         var outOfOrder: [String] = []
     }
 
@@ -236,7 +251,7 @@ final class Traffic: Sendable {
                 let confirmed = books.confirmed[channel] ?? []
                 report.confirmed += confirmed.count
                 let got = Set(received)
-                report.lost += confirmed.filter { !got.contains($0) }.map { "\(channel)#\($0)" }
+                report.lost += confirmed.filter { !got.contains($0) }.map { Lost(channel: channel, number: $0) }
                 if received != received.sorted() { report.outOfOrder.append(channel) }
             }
             return report
