@@ -114,7 +114,7 @@ def cmd_rb(args):
 # table
 
 # Fields older result lines lack, with the value they had then.
-FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False}
+FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False, "cluster": False, "spread": 1}
 
 
 def median_of(results, impl, workload, field, **match):
@@ -261,6 +261,27 @@ def rows_for(results):
         if any(r.get("workload") == "memory" and r.get("channels") == k and is_number(r.get("resubscribe_seconds")) for r in results):
             rows.append((f"resubscribe all {k:,} channels after their connection is killed, s", "↓", "seconds",
                          same("memory", "resubscribe_seconds", channels=k)))
+    # Every row above is about one channel (group) on one server: the spread and cluster runs below
+    # must not count in its median.
+    for _, _, _, spec in rows:
+        if "swift" in spec:
+            workload, field, match = spec["swift"]
+            spec["swift"] = (workload, field, {"spread": 1, "cluster": False, **match})
+
+    # The load spread over K channels (groups), on one server and on the 3-primary cluster (Swift only).
+    for k in sorted({r["spread"] for r in results if r.get("workload") == "throughput" and is_number(r.get("spread"))
+                     and r["spread"] > 1}):
+        for cluster, where in ((False, "one server"), (True, "3-primary cluster")):
+            rows.append((f"throughput over {k:,} channels, {where}, msgs/s", "↑", "rate",
+                         {"swift": ("throughput", "msgs_per_sec", {"spread": k, "cluster": cluster})}))
+            rows.append((f"throughput over {k:,} channels, {where}, CPU µs per message", "↓", "cpu",
+                         {"swift": ("throughput", "cpu_us_per_msg", {"spread": k, "cluster": cluster})}))
+    for k in sorted({(r["spread"], r["members"]) for r in results if r.get("workload") == "fanout"
+                     and is_number(r.get("spread")) and r["spread"] > 1 and is_number(r.get("members"))}):
+        groups, members = k
+        for cluster, where in ((False, "one server"), (True, "3-primary cluster")):
+            rows.append((f"group fanout, {groups:,} groups of {members:,}, {where}, deliveries/s", "↑", "rate",
+                         {"swift": ("fanout", "deliveries_per_sec", {"spread": groups, "members": members, "cluster": cluster})}))
     return rows
 
 

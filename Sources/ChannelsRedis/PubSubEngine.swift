@@ -271,6 +271,7 @@ final class PubSubEngine: @unchecked Sendable {
         sweepCandidates = []
         let error = ChannelLayerError(.channelClosed, "the layer was flushed")
         for shard in shards { shard.dropSubscriptions(error) }
+        cluster?.dropSubscriptions(error)
         continuation.resume()
     }
 

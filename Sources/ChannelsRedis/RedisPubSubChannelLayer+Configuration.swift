@@ -24,6 +24,9 @@ extension RedisPubSubChannelLayer {
         ///
         /// Several hosts shard channels and groups with channels_redis's consistent hash, so a Python
         /// process configured with the same hosts in the same order picks the same host for every name.
+        ///
+        /// One `redis-cluster://[[user]:password@]host:port[,host:port…]` host (see ``RedisClusterEndpoint``)
+        /// uses a Redis Cluster with sharded pub/sub instead (Python has no such mode).
         public var hosts: [String]
         /// Prefix of every channel and group name on Redis (`"asgi"`, as in Python).
         public var prefix: String

@@ -392,7 +392,8 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     public var taskExecutor: any TaskExecutor { loop }
 
     /// Whether every shard is ready or idle: `false` while any is making its first connection,
-    /// has failed to, is reconnecting or resubscribing after an outage, or once the layer closed.
+    /// has failed to, is reconnecting or resubscribing after an outage, or once the layer closed
+    /// (with a `redis-cluster://` host, also until the first slot map named the primaries).
     /// Cheap (an atomic load per shard), for readiness probes.
     ///
     /// ```swift

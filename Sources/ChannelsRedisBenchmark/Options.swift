@@ -6,7 +6,7 @@ let usageText = """
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
                [--idle-seconds S]
-               [--busy-poll-us U] [--tls-ca FILE]
+               [--busy-poll-us U] [--tls-ca FILE] [--cluster HOST:PORT,…] [--spread K]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
@@ -22,6 +22,10 @@ let usageText = """
       --tls-ca FILE      connect over TLS (rediss://, --port is then the server's --tls-port), trusting
                          the CA certificate in FILE; the JSON line says "tls": true
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
+      --cluster SEEDS    use a Redis Cluster (redis-cluster://SEEDS, e.g. 127.0.0.1:7000,127.0.0.1:7001)
+                         instead of --host/--port; the JSON line says "cluster": true and "primaries"
+      --spread K         throughput: the messages go round-robin to K channels, each with its own
+                         consumer; fanout: to K groups of --members members each (default 1)
       --resubscribe      memory: also kill the layer's subscriber connection (CLIENT KILL TYPE
                          pubsub, on the server given) and time the reconnect + resubscribe of
                          every channel ("resubscribe_seconds", includes the reconnect backoff;
@@ -57,6 +61,9 @@ struct Options: Sendable {
     var busyPollMicroseconds = 0
     /// With TLS: the CA file the server's certificate chains to.
     var tlsCA: String?
+    /// Cluster mode: the seeds, `host:port,host:port`.
+    var clusterSeeds: String?
+    var spread = 1
     var resubscribe = false
     var idleSeconds = 0.0
     var stampAtSpawn = false
@@ -127,6 +134,8 @@ struct Options: Sendable {
             case "--idle-seconds": idleSeconds = try positive(flag)
             case "--timeout": timeout = try positive(flag)
             case "--tls-ca": tlsCA = try value(flag)
+            case "--cluster": clusterSeeds = try value(flag)
+            case "--spread": spread = try integer(flag, minimum: 1)
             default: throw Invalid(message: "unknown argument \(flag)")
             }
             index += 1

@@ -136,6 +136,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         address = .hostname(options.host, port: options.port)
     }
     var configuration = RedisPubSubChannelLayer.Configuration(hosts: [RedisEndpoint(address: address).url])
+    if let seeds = options.clusterSeeds { configuration.hosts = ["redis-cluster://\(seeds)"] }
     configuration.busyPoll = .microseconds(options.busyPollMicroseconds)
     // channels_redis's per-channel queues are unbounded; the bench must never lose a message to a
     // full buffer (it would wait for it forever), so every buffer holds a whole run.
@@ -161,7 +162,9 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         try Payload.verify()
         var fields = JSONLine()
         switch workload {
+        case .throughput where options.spread > 1: try await spreadThroughput(bench, into: &fields)
         case .throughput: try await throughput(bench, extraChannels: 0, into: &fields)
+        case .fanout where options.spread > 1: try await spreadFanout(bench, into: &fields)
         case .scale: try await throughput(bench, extraChannels: options.extraChannels, into: &fields)
         case .pingpong:
             try await withTaskExecutorPreference(bench.preferredExecutor) { try await pingpong(bench, into: &fields) }
@@ -174,6 +177,9 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("on_loop", options.onLoop)
         json.add("busy_poll_us", options.busyPollMicroseconds)
         json.add("tls", options.tlsCA != nil)
+        json.add("cluster", options.clusterSeeds != nil)
+        json.add("spread", options.spread)
+        if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.count) }
         var line = json.string
         line.removeLast()
         let rest = fields.string.dropFirst().dropLast()

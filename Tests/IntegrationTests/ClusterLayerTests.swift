@@ -85,6 +85,18 @@ struct ClusterLayerTests {
                 #expect(try await layer.receive(from: channel, timeout: .seconds(10))?["b"]?.intValue == index)
             }
             #expect(layer.statistics.undecodableMessages == 0)
+            // flush() drops every subscription on every primary; the layer goes on as new.
+            try await layer.flush()
+            try await eventually("no shard channel is left subscribed") {
+                for port in try await cluster.primaryPorts() {
+                    let reply = try await cluster.command(["PUBSUB", "SHARDCHANNELS", "asgi*"], port: port)
+                    guard reply.array?.isEmpty == true else { return false }
+                }
+                return true
+            }
+            let fresh = try await layer.newChannel()
+            #expect(try await layer.send(["after": "flush"], to: fresh) == 1)
+            #expect(try await layer.receive(from: fresh, timeout: .seconds(10))?["after"]?.stringValue == "flush")
         }
     }
 
@@ -124,6 +136,25 @@ struct ClusterLayerTests {
         }
     }
 
+    /// What the README says about Python: a layer on a cluster node with a plain `redis://` URL (what channels_redis
+    /// does) and a layer in cluster mode do not see each other's messages on the same channel.
+    @Test func plainAndShardedPubSubDoNotSeeEachOther() async throws {
+        try await withClusterLayer(replicasPerPrimary: 0) { sharded, cluster in
+            let channel = try await sharded.newChannel()
+            let owner = try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: channel))
+            let plain = try RedisPubSubChannelLayer(configuration: .init(hosts: ["redis://127.0.0.1:\(owner)"]))
+            try await closing(plain) { (plain: RedisPubSubChannelLayer) async throws in
+                #expect(try await plain.receive(from: channel, timeout: .milliseconds(1)) == nil)  // subscribes it
+                #expect(try await sharded.send(["from": "sharded"], to: channel) == 1, "one shard subscriber: the sharded layer")
+                #expect(try await plain.send(["from": "plain"], to: channel) == 1, "one plain subscriber: the plain layer")
+                #expect(try await sharded.receive(from: channel, timeout: .seconds(5))?["from"]?.stringValue == "sharded")
+                #expect(try await plain.receive(from: channel, timeout: .seconds(5))?["from"]?.stringValue == "plain")
+                #expect(try await sharded.receive(from: channel, timeout: .seconds(1)) == nil, "no plain message in cluster mode")
+                #expect(try await plain.receive(from: channel, timeout: .seconds(1)) == nil, "no sharded message on plain pub/sub")
+            }
+        }
+    }
+
     /// The port of the primary serving each name's slot.
     static func owners(of names: [String], in cluster: RedisCluster) async throws -> [String: Int] {
         var owners: [String: Int] = [:]
@@ -145,4 +176,26 @@ func withClusterLayer<Result>(
     configure(&configuration)
     let layer = try RedisPubSubChannelLayer(configuration: configuration)
     return try await closing(layer) { try await body($0, cluster) }
+}
+
+/// A cluster nobody answers for: operations fail with a typed error within bounds, none hangs.
+@Suite(.timeLimit(.minutes(1)))
+struct ClusterUnreachableTests {
+    @Test func aClusterWithNoReachableSeedFailsOperationsWithConnectionFailed() async throws {
+        let dead = try LoopbackSocket.freeServerPort()
+        var configuration = RedisPubSubChannelLayer.Configuration(hosts: ["redis-cluster://127.0.0.1:\(dead)"])
+        configuration.connectTimeout = .milliseconds(500)
+        let layer = try RedisPubSubChannelLayer(configuration: configuration)
+        try await closing(layer) { layer in
+            await #expect {
+                _ = try await layer.newChannel()
+            } throws: { error in
+                guard let error = error as? ChannelLayerError else { return false }
+                return error.code == .connectionFailed && error.message.contains("slot map")
+            }
+            await #expect(throws: ChannelLayerError.self) { try await layer.send(["x": 1], to: "asgi.somewhere") }
+            #expect(!layer.isHealthy)
+            #expect(layer.shardStatuses.isEmpty)
+        }
+    }
 }

@@ -13,10 +13,14 @@ final class ClusterRouting {
     var displaced: [String: [SubscribeWaiters.Completion]] = [:]
     /// Operations that came before the first map; run in order once it comes, or failed.
     var parked: [(ChannelLayerError?) -> Void] = []
+    /// Redirected publishes waiting for the next fetch of the map (successful or not).
+    var afterRefresh: [() -> Void] = []
     var discovery: ClusterSlotMapDiscovery?
     /// A refresh was asked for while one ran: the running one may have read the old map.
     var refreshAgain = false
     var refreshTimer: LoopTimer?
+    /// When `refreshTimer` fires.
+    var refreshDue: ContinuousClock.Instant?
     var failedRounds = 0
     var closed = false
 
@@ -30,6 +34,14 @@ final class ClusterRouting {
         self.endpoint = endpoint
     }
 
+    /// `flush()`: nothing is wanted any more; channels waiting for a home fail with `error`.
+    func dropSubscriptions(_ error: ChannelLayerError) {
+        homes = [:]
+        let waiting = displaced
+        displaced = [:]
+        for (_, waiters) in waiting { for waiter in waiters { waiter(error) } }
+    }
+
     func close() {
         closed = true
         discovery?.cancel()
@@ -41,6 +53,9 @@ final class ClusterRouting {
         parked = []
         for (_, waiters) in displaced { for waiter in waiters { waiter(error) } }
         displaced = [:]
+        let redirected = afterRefresh
+        afterRefresh = []
+        for publish in redirected { publish() }  // each fails with layerClosed
     }
 }
 
@@ -56,14 +71,54 @@ extension PubSubEngine {
 
     // MARK: Operations
 
-    func clusterPublish(to redisChannel: String, payloads: ClusterPayloads, continuation: RedisShard.PublishContinuation) {
+    /// How many redirects one publish follows before it fails: a slot moves once, a failover is one more.
+    static let maximumPublishRedirects = 5
+
+    /// Publishes on the shard of the slot's primary; a redirect (`-MOVED`, `-ASK`) of the whole publish sends it again
+    /// to the node named, or, if the layer has no shard for that node yet, once the next map came.
+    func clusterPublish(
+        to redisChannel: String,
+        payloads: ClusterPayloads,
+        continuation: RedisShard.PublishContinuation,
+        target: RedisEndpoint.Address? = nil,
+        redirects: Int = 0
+    ) {
         withClusterMap(orFail: { continuation.resume(throwing: $0) }) { [self] in
-            guard let shard = clusterOwner(of: redisChannel) else {
+            guard let cluster else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+            guard let shard = target.flatMap({ cluster.shardsByPrimary[$0] }) ?? clusterOwner(of: redisChannel) else {
                 return continuation.resume(throwing: noOwnerError(redisChannel))
             }
+            let redirect: PublishWaiter.RedirectHandler = { [self] redirect, continuation in
+                guard let cluster = self.cluster, !cluster.closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
+                guard redirects < Self.maximumPublishRedirects else {
+                    return continuation.resume(
+                        throwing: ChannelLayerError(
+                            .commandRefused,
+                            "Redis redirected SPUBLISH to '\(redisChannel)' \(redirects + 1) times (last: to \(redirect.address)); the cluster is reconfiguring"
+                        )
+                    )
+                }
+                statistics.cluster.redirectedPublishes.add(1)
+                if redirect.isMoved, cluster.shardsByPrimary[redirect.address] != nil {
+                    clusterPublish(
+                        to: redisChannel,
+                        payloads: payloads,
+                        continuation: continuation,
+                        target: redirect.address,
+                        redirects: redirects + 1
+                    )
+                } else {
+                    // A node the layer has no connections to yet, or a slot still migrating (ASK, for which this layer
+                    // sends no ASKING): again with the next map.
+                    cluster.afterRefresh.append { [self] in
+                        clusterPublish(to: redisChannel, payloads: payloads, continuation: continuation, redirects: redirects + 1)
+                    }
+                    requestClusterRefresh()
+                }
+            }
             switch payloads {
-            case .one(let payload): shard.publish(channel: redisChannel, payload: payload, continuation: continuation)
-            case .batch(let batch): shard.publish(channel: redisChannel, payloads: batch, continuation: continuation)
+            case .one(let payload): shard.publish(channel: redisChannel, payload: payload, continuation: continuation, redirect: redirect)
+            case .batch(let batch): shard.publish(channel: redisChannel, payloads: batch, continuation: continuation, redirect: redirect)
             }
         }
     }
@@ -127,6 +182,7 @@ extension PubSubEngine {
         }
         cluster.refreshTimer?.cancel()
         cluster.refreshTimer = nil
+        cluster.refreshDue = nil
         var candidates: [RedisEndpoint.Address] = []
         if let map = cluster.map {
             for shard in map.shards {
@@ -153,6 +209,9 @@ extension PubSubEngine {
                     for operation in parked { operation(error) }
                 }
             }
+            let redirected = cluster.afterRefresh
+            cluster.afterRefresh = []
+            for publish in redirected { publish() }
             scheduleClusterRefresh()
         }
     }
@@ -172,11 +231,7 @@ extension PubSubEngine {
             delay = ClusterRouting.refreshInterval
         }
         cluster.refreshAgain = false
-        cluster.refreshTimer?.cancel()
-        cluster.refreshTimer = loop.scheduleTimer(after: delay) { [self] in
-            self.cluster?.refreshTimer = nil
-            refreshClusterMap()
-        }
+        scheduleClusterRefresh(after: delay)
     }
 
     /// Asks for a fetch soon (a redirect, a lost connection), at most one per ``ClusterRouting/minimumRefreshPause``.
@@ -186,9 +241,18 @@ extension PubSubEngine {
             cluster.refreshAgain = true
             return
         }
+        // Not postponed by the next request: under traffic every publish to a moved slot asks for one.
+        if cluster.refreshTimer != nil, let due = cluster.refreshDue, due <= ContinuousClock.now + ClusterRouting.minimumRefreshPause { return }
+        scheduleClusterRefresh(after: ClusterRouting.minimumRefreshPause)
+    }
+
+    private func scheduleClusterRefresh(after delay: Duration) {
+        guard let cluster else { return }
         cluster.refreshTimer?.cancel()
-        cluster.refreshTimer = loop.scheduleTimer(after: ClusterRouting.minimumRefreshPause) { [self] in
+        cluster.refreshDue = ContinuousClock.now + delay
+        cluster.refreshTimer = loop.scheduleTimer(after: delay) { [self] in
             self.cluster?.refreshTimer = nil
+            self.cluster?.refreshDue = nil
             refreshClusterMap()
         }
     }
@@ -268,7 +332,12 @@ extension PubSubEngine {
             guard !cluster.homes.values.contains(where: { $0 === shard }) else { continue }
             cluster.shardsByPrimary[address] = nil
             shards.removeAll { $0 === shard }
-            shard.close()
+            shard.close(
+                failingWith: ChannelLayerError(
+                    .connectionLost,
+                    "\(shard.endpoint) is no longer a primary of the Redis Cluster; the message may or may not have been published"
+                )
+            )
             statusCells.remove(shard.statusCell)
             logger.debug("closed the connections to a node that is no longer a primary", metadata: [LogKey.host: "\(shard.endpoint)"])
         }

@@ -11,9 +11,28 @@ final class PublishWaiter {
     /// Not yet resumed.
     private(set) var isPending = true
 
-    init(count: Int, continuation: RedisShard.PublishContinuation) {
+    /// Cluster mode: what to do instead of failing when Redis redirects the whole publish to another node
+    /// (`-MOVED`, `-ASK`); it then owns the continuation. `nil` elsewhere.
+    private var redirect: RedirectHandler?
+    private let total: Int
+
+    typealias RedirectHandler = (ClusterRedirect, RedisShard.PublishContinuation) -> Void
+
+    init(count: Int, continuation: RedisShard.PublishContinuation, redirect: RedirectHandler? = nil) {
         self.remaining = count
+        self.total = count
         self.continuation = continuation
+        self.redirect = redirect
+    }
+
+    /// Hands the publish to its redirect handler when Redis refused all of it (`refused` of this waiter's PUBLISHes,
+    /// in one run, none confirmed yet) with a redirect; returns whether it did. The waiter is then no longer pending.
+    func followRedirect(_ redirect: ClusterRedirect, refused: Int) -> Bool {
+        guard isPending, let handler = self.redirect, refused == total, remaining == total else { return false }
+        isPending = false
+        self.redirect = nil
+        handler(redirect, continuation)
+        return true
     }
 
     /// `count` more PUBLISHes were confirmed, reaching `receivers` subscriber connections in all.

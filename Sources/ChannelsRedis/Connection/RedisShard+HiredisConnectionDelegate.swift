@@ -41,7 +41,7 @@ extension RedisShard: HiredisConnectionDelegate {
             guard let reply else {
                 waiter.fail(
                     closed
-                        ? ChannelLayerError.closed()
+                        ? (closeError ?? ChannelLayerError.closed())
                         : ChannelLayerError(
                             .connectionLost,
                             "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"
@@ -57,7 +57,10 @@ extension RedisShard: HiredisConnectionDelegate {
                 waiter.succeeded(count: front.count, receivers: rejected.receivers + last)
             } else {
                 let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
-                if sharded, let redirect = ClusterRedirect(text) { clusterDelegate?.shard(self, wasRedirected: redirect) }
+                if sharded, let redirect = ClusterRedirect(text) {
+                    clusterDelegate?.shard(self, wasRedirected: redirect)
+                    if waiter.followRedirect(redirect, refused: refused) { return }
+                }
                 let what = front.count == 1 ? "" : " (\(refused) of \(front.count) in one batch)"
                 waiter.fail(ChannelLayerError(.commandRefused, "Redis refused PUBLISH\(what): \(text)"))
             }

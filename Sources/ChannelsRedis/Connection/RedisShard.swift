@@ -138,6 +138,8 @@ final class RedisShard {
     // MARK: State
 
     var closed = false
+    /// What `close(failingWith:)` fails pending work with.
+    var closeError: ChannelLayerError?
     /// Connect, backoff and the first-connect rule, for each connection.
     var lifecycles: PerRole<ConnectionStateMachine>
     var health = ShardHealth()
@@ -172,7 +174,7 @@ final class RedisShard {
 
     /// Publishes `payload` on `channel`; `continuation` is resumed when Redis answered, or with an
     /// error (timeout, connection lost, closed). Never reports success for an unpublished message.
-    func publish(channel: String, payload: [UInt8], continuation: PublishContinuation) {
+    func publish(channel: String, payload: [UInt8], continuation: PublishContinuation, redirect: PublishWaiter.RedirectHandler? = nil) {
         loop.preconditionInLoop()
         guard !closed else {
             continuation.resume(throwing: ChannelLayerError.closed())
@@ -181,14 +183,14 @@ final class RedisShard {
         enqueue(
             channel: channel,
             payloads: .one(payload[...]),
-            waiter: PublishWaiter(count: 1, continuation: continuation),
+            waiter: PublishWaiter(count: 1, continuation: continuation, redirect: redirect),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
 
     /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
     /// Redis confirmed them all, or with an error (saying how many Redis refused, if it did).
-    func publish(channel: String, payloads: PayloadBatch, continuation: PublishContinuation) {
+    func publish(channel: String, payloads: PayloadBatch, continuation: PublishContinuation, redirect: PublishWaiter.RedirectHandler? = nil) {
         loop.preconditionInLoop()
         guard !closed else {
             continuation.resume(throwing: ChannelLayerError.closed())
@@ -201,7 +203,7 @@ final class RedisShard {
         enqueue(
             channel: channel,
             payloads: .batch(payloads),
-            waiter: PublishWaiter(count: payloads.count, continuation: continuation),
+            waiter: PublishWaiter(count: payloads.count, continuation: continuation, redirect: redirect),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
@@ -323,18 +325,19 @@ final class RedisShard {
         failAllSubscribeWaiters(error)
     }
 
-    /// Closes both connections and fails everything pending with `layerClosed`. Idempotent.
-    func close() {
+    /// Closes both connections and fails everything pending with `error` (`layerClosed` unless a cluster primary's
+    /// shard is retired while the layer stays open). Idempotent.
+    func close(failingWith error: ChannelLayerError = ChannelLayerError.closed()) {
         loop.preconditionInLoop()
         guard !closed else { return }
         closed = true
+        closeError = error
         sweepTimer?.cancel()
         sweepTimer = nil
         stopProbing()
         sentinel?.close()
         perform(lifecycles.publisher.close(), for: .publisher)  // in-flight entries are answered with NULL during this call
         perform(lifecycles.subscriber.close(), for: .subscriber)
-        let error = ChannelLayerError.closed()
         pipeline.failWaiting(error)
         pipeline.failInFlight(error)
         failAllSubscribeWaiters(error)

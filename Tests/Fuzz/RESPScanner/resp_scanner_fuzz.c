@@ -124,6 +124,16 @@ static int reference_parse(const uint8_t *bytes, size_t length, size_t *consumed
     return verdict;
 }
 
+/// Whether hiredis's reply is an array of exactly `kind`, a string and then a string (`payload_is_string`) or an
+/// integer: what chr_io_classify_shard_frame must call a sharded push.
+static int reference_is_shard_push(const char *kind, int payload_is_string) {
+    size_t length = strlen(kind);
+    return reference.type == REDIS_REPLY_ARRAY && reference.elements == 3 && reference.element_types[0] == REDIS_REPLY_STRING
+        && reference.element_types[1] == REDIS_REPLY_STRING
+        && reference.element_types[2] == (payload_is_string ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER)
+        && reference.element_lengths[0] == length && memcmp(reference.element_bytes[0], kind, length) == 0;
+}
+
 static int reference_is_message(void) {
     return reference.type == REDIS_REPLY_ARRAY && reference.elements == 3 && reference.element_types[0] == REDIS_REPLY_STRING
         && reference.element_types[1] == REDIS_REPLY_STRING && reference.element_types[2] == REDIS_REPLY_STRING
@@ -226,6 +236,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 CHECK(frame.payload_length == reference.element_lengths[2]
                           && memcmp(data + frame.payload_offset, reference.element_bytes[2], frame.payload_length) == 0,
                       "payloads differ");
+            }
+        }
+        if (status == CHR_IO_SCAN_COMPLETE) {
+            // The sharded pub/sub classification of the same complete frame (a copy of exactly its size, as for the
+            // scanner): within the frame, and a push exactly when hiredis parsed that shape.
+            memcpy(scratch + scratch_capacity - frame.length, data, frame.length);
+            const char *copy = (const char *)scratch + scratch_capacity - frame.length;
+            chr_io_shard_frame shard;
+            chr_io_classify_shard_frame(copy, frame.length, &shard);
+            CHECK(shard.channel_offset + shard.channel_length <= frame.length, "shard channel out of the frame");
+            CHECK(shard.payload_offset + shard.payload_length <= frame.length, "shard payload out of the frame");
+            int smessage = reference_is_shard_push("smessage", 1);
+            int ssubscribe = reference_is_shard_push("ssubscribe", 0), sunsubscribe = reference_is_shard_push("sunsubscribe", 0);
+            CHECK((shard.kind == CHR_IO_SHARD_MESSAGE) == smessage, "classified %d, hiredis smessage %d", shard.kind, smessage);
+            CHECK((shard.kind == CHR_IO_SHARD_SUBSCRIBE) == ssubscribe, "classified %d, hiredis ssubscribe %d", shard.kind, ssubscribe);
+            CHECK((shard.kind == CHR_IO_SHARD_UNSUBSCRIBE) == sunsubscribe, "classified %d, hiredis sunsubscribe %d", shard.kind,
+                  sunsubscribe);
+            CHECK((shard.kind == CHR_IO_SHARD_ERROR) == (reference.type == REDIS_REPLY_ERROR), "classified %d, hiredis type %d",
+                  shard.kind, reference.type);
+            if (shard.kind != CHR_IO_SHARD_OTHER && shard.kind != CHR_IO_SHARD_ERROR) {
+                CHECK(shard.channel_length == reference.element_lengths[1]
+                          && memcmp(data + shard.channel_offset, reference.element_bytes[1], shard.channel_length) == 0,
+                      "shard channels differ");
             }
         }
     } else if (verdict == REFERENCE_NEEDS_MORE) {

@@ -187,6 +187,31 @@ final class RedisCluster: Sendable {
         return owner.port
     }
 
+    /// Moves `slots` from the primary on `sourcePort` to the one on `targetPort`, as `redis-cli --cluster reshard` does
+    /// for slots without keys: `CLUSTER SETSLOT … IMPORTING` on the target, `MIGRATING` on the source, then `NODE` on
+    /// the target, the source and every other primary. Sharded pub/sub channels are not keys: the source ends their
+    /// subscriptions with a `sunsubscribe` push when it gives the slot up.
+    func migrate(slots: [Int], from sourcePort: Int, to targetPort: Int) async throws {
+        let nodes = try await clusterNodes()
+        guard let source = nodes.first(where: { $0.port == sourcePort }), let target = nodes.first(where: { $0.port == targetPort }) else {
+            throw FixtureError(.protocolViolation, "no node on \(sourcePort) or \(targetPort)")
+        }
+        let others = nodes.filter { $0.isPrimary && !$0.isFailed && $0.port != sourcePort && $0.port != targetPort }.map(\.port)
+        for slot in slots {
+            for (port, arguments) in [
+                (targetPort, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id]),
+                (sourcePort, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id]),
+                (targetPort, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]),
+                (sourcePort, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]),
+            ] + others.map({ ($0, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]) }) {
+                let reply = try await command(arguments, port: port)
+                guard reply == .simple("OK") else {
+                    throw FixtureError(.failed, "\(arguments.joined(separator: " ")) on \(port) answered \(reply)")
+                }
+            }
+        }
+    }
+
     /// The current primaries' ports, ordered by their first slot.
     func primaryPorts() async throws -> [Int] {
         try await clusterNodes().filter { $0.isPrimary && !$0.isFailed && !$0.slots.isEmpty }
