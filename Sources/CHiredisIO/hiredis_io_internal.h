@@ -180,4 +180,17 @@ CHR_INTERNAL void chr_tls_cleanup(chr_io_conn *conn);
 /// Frees the connection's SSL (chr_free_conn). (tls.c)
 CHR_INTERNAL void chr_tls_free(chr_io_conn *conn);
 
+/// Writes `value` in decimal at `out` (at least 20 bytes); returns the number of digits. The
+/// commands the glue formats itself (publish.c, subscribe.c) write their lengths with it.
+static inline size_t chr_decimal(char *out, size_t value) {
+    char digits[20];
+    size_t count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    for (size_t index = 0; index < count; index++) out[index] = digits[count - 1 - index];
+    return count;
+}
+
 #endif

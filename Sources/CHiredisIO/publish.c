@@ -33,18 +33,6 @@ static void chr_on_publish_reply(redisAsyncContext *ac, void *object, void *priv
     conn->rejection[length] = '\0';
 }
 
-/// Writes `value` in decimal at `out`; returns the number of digits.
-static size_t chr_decimal(char *out, size_t value) {
-    char digits[20];
-    size_t count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
-    for (size_t index = 0; index < count; index++) out[index] = digits[count - 1 - index];
-    return count;
-}
-
 /// Appends `$<length>\r\n<bytes>\r\n` at `out`; returns the bytes written (at most length + 26).
 static size_t chr_bulk(char *out, const void *bytes, size_t length) {
     size_t used = 0;

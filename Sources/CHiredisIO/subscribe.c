@@ -26,22 +26,10 @@
 
 #include <hiredis/sds.h>
 
-/// Writes `value` in decimal at `out`; returns the number of digits.
-static size_t chr_subscribe_decimal(char *out, size_t value) {
-    char digits[20];
-    size_t count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
-    for (size_t index = 0; index < count; index++) out[index] = digits[count - 1 - index];
-    return count;
-}
-
 /// Appends `<type><number>\r\n` at `out`; returns the bytes written (at most 23).
 static size_t chr_subscribe_header(char *out, char type, size_t number) {
     out[0] = type;
-    size_t used = 1 + chr_subscribe_decimal(out + 1, number);
+    size_t used = 1 + chr_decimal(out + 1, number);
     out[used++] = '\r';
     out[used++] = '\n';
     return used;

@@ -232,7 +232,7 @@ struct SentinelTests {
         defer { deployment.stop() }
         let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(deployment.url))
         let peer = try await InteropPeer.start(hosts: [deployment.url], prefix: "asgi", serializer: "msgpack", keys: [])
-        do {
+        try await closing(peer, and: layer) {
             let python = try await peer.newChannel()
             let swift = try await layer.newChannel()
             try await peer.groupAdd("sentinel_room", channel: python)
@@ -270,12 +270,6 @@ struct SentinelTests {
                 let new = try await subscriberCount(new, "asgi__group__sentinel_room")
                 return old == 0 && new == 2
             }
-        } catch {
-            await peer.close()
-            await layer.close()
-            throw error
         }
-        await peer.close()
-        await layer.close()
     }
 }

@@ -287,7 +287,7 @@ struct TLSTests {
         let url = tls.url("ssl_cert_reqs=required")
         let layer = try RedisPubSubChannelLayer(configuration: faultConfiguration(url))
         let peer = try await InteropPeer.start(hosts: [url], prefix: "asgi", serializer: "msgpack", keys: [])
-        do {
+        try await closing(peer, and: layer) {
             let python = try await peer.newChannel()
             let swift = try await layer.newChannel()
             _ = try await layer.send(["type": "from.swift", "text": "hello python"], to: python)
@@ -305,12 +305,6 @@ struct TLSTests {
             _ = try await layer.groupSend(["type": "group", "text": "both"], to: "tls_room")
             #expect(try await peer.receive(from: python).message["text"]?.stringValue == "both")
             #expect(try await layer.receive(from: swift, timeout: .seconds(15))?["text"]?.stringValue == "both")
-        } catch {
-            await peer.close()
-            await layer.close()
-            throw error
         }
-        await peer.close()
-        await layer.close()
     }
 }

@@ -83,15 +83,7 @@ func withInterop(_ setup: InteropSetup = .msgpack, _ body: (InteropEnvironment) 
         throw error
     }
     let environment = InteropEnvironment(servers: servers, layer: layer, peer: peer, configuration: configuration)
-    do {
-        try await body(environment)
-    } catch {
-        await peer.close()
-        await layer.close()
-        throw error
-    }
-    await peer.close()
-    await layer.close()
+    try await closing(peer, and: layer) { try await body(environment) }
 }
 
 /// A failure of the interop fixtures: the peer misbehaved, or Swift received nothing.

@@ -2,6 +2,20 @@ import ChannelsRedis
 import ChannelsRedisTestSupport
 import Foundation
 
+/// Runs `body`, then closes `peer` and `layer`, whether `body` returned or threw.
+func closing<Result>(_ peer: InteropPeer, and layer: RedisPubSubChannelLayer, _ body: () async throws -> Result) async throws -> Result {
+    do {
+        let result = try await body()
+        await peer.close()
+        await layer.close()
+        return result
+    } catch {
+        await peer.close()
+        await layer.close()
+        throw error
+    }
+}
+
 /// `Tests/Python/peer.py`: a Python channels_redis layer driven one JSON command per line.
 final class InteropPeer: Sendable {
     let process: PythonProcess
