@@ -185,6 +185,7 @@ final class ChatProcess: Sendable {
         sourceLocation: SourceLocation,
         _ matches: @Sendable (String) -> Bool
     ) async throws {
+        let timeout = timeout * TestTime.scale
         let deadline = ContinuousClock.now + timeout
         while !matchLine(where: matches) {
             if ContinuousClock.now >= deadline {

@@ -1,4 +1,16 @@
+import Foundation
 import Testing
+
+/// How much longer the tests' waits may take than their written timeouts: `CHANNELS_REDIS_TEST_TIME_SCALE`
+/// (a whole number, default 1). `.ci/test` sets 3 for the sanitizer runs, where ThreadSanitizer slows the whole suite,
+/// its redis-servers and chat processes included, several times on 2 cores. Only the deadlines grow: a condition that
+/// holds early still returns at once.
+enum TestTime {
+    static let scale: Int = {
+        let text = ProcessInfo.processInfo.environment["CHANNELS_REDIS_TEST_TIME_SCALE"] ?? ""
+        return max(1, Int(text) ?? 1)
+    }()
+}
 
 /// Polls `condition` until it returns true; if it has not within `timeout`, fails the test at the caller's line and throws.
 ///
@@ -46,6 +58,7 @@ func eventuallyValue<Value>(
     _ produce: () async throws -> Value?
 ) async throws -> Value {
     let clock = ContinuousClock()
+    let timeout = timeout * TestTime.scale
     let deadline = clock.now + timeout
     var checks = 0
     var lastError: (any Error)?
