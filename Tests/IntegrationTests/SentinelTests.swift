@@ -51,6 +51,11 @@ private func timeUntilDelivery(_ layer: RedisPubSubChannelLayer, to collector: M
     return ContinuousClock.now - start
 }
 
+/// The error and its `underlying` (the connection error behind a timeout), as one text to search.
+private func fullText(_ error: ChannelLayerError) -> String {
+    "\(error) \(error.underlying.map { "\($0)" } ?? "")"
+}
+
 @Suite("Sentinel: redis+sentinel:// endpoints", .serialized, .timeLimit(.minutes(8)))
 struct SentinelTests {
     /// Both passwords: the data nodes' (before the `@`) and the sentinels' (`sentinel_password`).
@@ -87,7 +92,7 @@ struct SentinelTests {
                 _ = try await layer.send(["type": "x"], to: "somewhere")
                 Issue.record("a send through \(url) succeeded")
             } catch let error as ChannelLayerError {
-                let text = "\(error) \(error.underlying.map { "\($0)" } ?? "")"
+                let text = fullText(error)
                 #expect(text.contains(expected), "\(url): \(text)")
                 #expect(!text.contains("data-secret") && !text.contains("sentinel-secret"), "a password in \(text)")
             }
@@ -103,7 +108,7 @@ struct SentinelTests {
             _ = try await layer.newChannel()
             Issue.record("newChannel succeeded with no sentinel up")
         } catch let error as ChannelLayerError {
-            let text = "\(error) \(error.underlying.map { "\($0)" } ?? "")"
+            let text = fullText(error)
             for port in ports { #expect(text.contains("\(port)"), "\(text)") }
             #expect(text.contains("no sentinel named a master"), "\(text)")
         }
@@ -187,7 +192,7 @@ struct SentinelTests {
                 _ = try await layer.send(["type": "refused"], to: subscribed.channel)
                 return false
             } catch let error as ChannelLayerError {
-                return "\(error) \(error.underlying.map { "\($0)" } ?? "")".contains("is a slave, not the master of 'mymaster'")
+                return fullText(error).contains("is a slave, not the master of 'mymaster'")
             }
         }
         _ = try await timeUntilDelivery(layer, to: collector, channel: subscribed.channel, within: resumeAfterSilentDemotion)
