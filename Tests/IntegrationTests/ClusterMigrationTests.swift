@@ -199,3 +199,88 @@ final class RawShardSubscriber: Sendable {
         return found
     }
 }
+
+/// Partial redirects: a batch that Redis redirected in part.
+@Suite(.serialized, .timeLimit(.minutes(4)))
+struct ClusterPartialRedirectTests {
+    /// Big batches from a layer with a stale map while their slot is assigned to another primary: the source answers
+    /// the SPUBLISHes it read before the assignment and redirects the rest, and only those are sent again. Every batch
+    /// succeeds, the receiver gets each delivered message once and in order, and the receiver counts add up. (Whether
+    /// a given batch is split depends on where the assignment lands in it; the count of split runs is printed.)
+    @Test func aBatchWhoseSlotIsAssignedMidwaySucceedsWithEveryMessageOnce() async throws {
+        try await withClusterLayer(replicasPerPrimary: 0, configure: { $0.capacity = 1_000_000 }) { receiver, cluster in
+            var configuration = RedisPubSubChannelLayer.Configuration(hosts: [cluster.url])
+            configuration.sendTimeout = .seconds(20)
+            let sender = try RedisPubSubChannelLayer(configuration: configuration)
+            try await closing(sender) { sender in
+                let channel = try await receiver.newChannel()
+                let slot = ClusterKeySlot.slot(for: channel)
+                let source = try await cluster.ownerPort(ofSlot: slot)
+                let target = try #require(try await cluster.primaryPorts().first { $0 != source })
+                let padding = String(repeating: "p", count: 4_000)
+                let batchSize = 300
+
+                @Sendable func batch(_ number: Int) -> [ChannelMessage] {
+                    (0..<batchSize).map { ["b": .int(Int64(number)), "i": .int(Int64($0)), "pad": .string(padding)] }
+                }
+                // While the slot is still the source's.
+                var receivers = try await sender.send(contentsOf: batch(0), to: channel)
+                #expect(receivers == batchSize)
+                try await cluster.openMigration(slot: slot, from: source, to: target)
+                // Batches back to back, so that the source is in the middle of one when it gives the slot up.
+                let sent = Atomic<Int>(0)
+                let stop = Atomic<Bool>(false)
+                let sending = Task { [sender] in
+                    var results: [Result<Int, ChannelLayerError>] = []
+                    var number = 1
+                    while !stop.load(ordering: .relaxed) {
+                        do { results.append(.success(try await sender.send(contentsOf: batch(number), to: channel))) } catch let error as ChannelLayerError {
+                            results.append(.failure(error))
+                        } catch {
+                            results.append(.failure(ChannelLayerError(.systemFailure, "\(error)")))
+                        }
+                        number += 1
+                        sent.store(number - 1, ordering: .relaxed)
+                    }
+                    return results
+                }
+                try await eventually("batches flow") { sent.load(ordering: .relaxed) >= 2 }
+                try await cluster.finishMigration(slot: slot, from: source, to: target)
+                let assignedAt = sent.load(ordering: .relaxed)
+                try await eventually("batches flow after the assignment") { sent.load(ordering: .relaxed) >= assignedAt + 2 }
+                stop.store(true, ordering: .relaxed)
+                let results = await sending.value
+                for result in results {
+                    switch result {
+                    case .success(let count):
+                        #expect(count <= batchSize)
+                        receivers += count
+                    case .failure(let error): Issue.record("a batch failed: \(error)")
+                    }
+                }
+                #expect(sender.statisticsStorage.cluster.redirectedPublishes.load(ordering: .relaxed) >= 1, "the stale map was redirected")
+                // After the re-homing, one more batch arrives whole.
+                try await eventually("the receiver re-homed the channel") {
+                    try await cluster.node(port: target)!.command(["PUBSUB", "SHARDNUMSUB", channel]).array?.last?.integer == 1
+                }
+                let last = try await sender.send(contentsOf: batch(results.count + 1), to: channel)
+                #expect(last == batchSize)
+                receivers += last
+
+                var received: [(Int, Int)] = []
+                while let message = try await receiver.receive(from: channel, timeout: .seconds(3)) {
+                    received.append((message["b"]?.intValue ?? -1, message["i"]?.intValue ?? -1))
+                }
+                #expect(received.count == receivers, "every message Redis delivered to the receiver, once")
+                let keys = received.map { $0.0 * batchSize + $0.1 }
+                #expect(keys == keys.sorted() && Set(keys).count == keys.count, "in order, no duplicates")
+                #expect(received.suffix(batchSize).map(\.1) == Array(0..<batchSize), "the last batch whole")
+                Swift.print(
+                    "partial redirects: \(sender.statisticsStorage.cluster.partiallyRedirectedRuns.load(ordering: .relaxed)) runs split, "
+                        + "\(sender.statisticsStorage.cluster.redirectedPublishes.load(ordering: .relaxed)) redirects followed, "
+                        + "\(receivers) of \((results.count + 2) * batchSize) delivered to the receiver"
+                )
+            }
+        }
+    }
+}

@@ -125,6 +125,7 @@ extension RedisShard {
         // Every refusal must be a redirect with a known position, else the run fails as a whole (as on one server).
         if earlier.other == 0, positions.count == refused, let redirect = ClusterRedirect(text) {
             if redirect.isMoved { clusterDelegate?.shard(self, wasRedirected: redirect) }
+            if refused < run.count { statistics.cluster.partiallyRedirectedRuns.add(1) }
             return waiter.answered(count: run.count, receivers: rejected.receivers + last, redirectedPositions: positions, redirect: redirect)
         }
         let what = run.count == 1 ? "" : " (\(refused) of \(run.count) in one batch)"
@@ -205,6 +206,11 @@ extension RedisShard: HiredisShardPushDelegate {
         }
     }
 
+    /// An SSUBSCRIBE refused with a redirect hands its channels to the engine, which subscribes them where the next map
+    /// says. That holds for `-ASK` too: Redis 7.0 (7.0.15 checked) never answers SSUBSCRIBE with `-ASK` (a channel is not
+    /// a key, so a MIGRATING slot's source keeps serving it until the slot is assigned, then ends it with a
+    /// `sunsubscribe` push), and a subscription taken on the importing node with ASKING before then would miss what the
+    /// source still publishes.
     private func refused(_ command: ShardedCommandQueue.Command, text: String) {
         let redirect = ClusterRedirect(text)
         for name in command.pending {
