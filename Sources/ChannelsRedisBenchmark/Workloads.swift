@@ -179,7 +179,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("tls", options.tlsCA != nil)
         json.add("cluster", options.clusterSeeds != nil)
         json.add("spread", options.spread)
-        if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.count) }
+        if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.filter { $0 != .retired }.count) }
         var line = json.string
         line.removeLast()
         let rest = fields.string.dropFirst().dropLast()

@@ -342,7 +342,8 @@ extension PubSubEngine {
         return shard
     }
 
-    /// Closes the shards of nodes the map no longer names as primaries once nothing is subscribed through them.
+    /// Closes the shards of nodes the map no longer names as primaries once nothing is subscribed through them; their
+    /// status cells stay, as ``ShardStatus/retired``.
     private func retireStaleClusterShards() {
         guard let cluster, let map = cluster.map else { return }
         let primaries = Set(map.primaries.map(\.address))
@@ -356,7 +357,8 @@ extension PubSubEngine {
                     "\(shard.endpoint) is no longer a primary of the Redis Cluster; the message may or may not have been published"
                 )
             )
-            statusCells.remove(shard.statusCell)
+            // Kept, as retired: the other shards' indices (their ConnectionEvents' `shard:`) stay their positions.
+            _ = shard.statusCell.store(.retired)
             logger.debug("closed the connections to a node that is no longer a primary", metadata: [LogKey.host: "\(shard.endpoint)"])
         }
     }
