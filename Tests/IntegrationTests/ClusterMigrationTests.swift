@@ -148,9 +148,17 @@ final class RawShardSubscriber: Sendable {
             let fd = try LoopbackSocket.connect(port: port, deadline: deadline)
             let subscriber = RawShardSubscriber(fd: fd, port: port)
             do {
-                try LoopbackSocket.sendAll(fd, RESPClient.encode(["ASKING"]) + RESPClient.encode(["SSUBSCRIBE", channel]), deadline: deadline, port: port)
+                try LoopbackSocket.sendAll(
+                    fd,
+                    RESPClient.encode(["ASKING"]) + RESPClient.encode(["SSUBSCRIBE", channel]),
+                    deadline: deadline,
+                    port: port
+                )
                 guard try subscriber.readUntil(deadline: deadline, { bytes in Self.count(of: Array("ssubscribe".utf8), in: bytes) >= 1 }) else {
-                    throw FixtureError(.timedOut, "SSUBSCRIBE on \(port) was not confirmed: \(String(decoding: subscriber.received.withLock { $0 }, as: UTF8.self))")
+                    throw FixtureError(
+                        .timedOut,
+                        "SSUBSCRIBE on \(port) was not confirmed: \(String(decoding: subscriber.received.withLock { $0 }, as: UTF8.self))"
+                    )
                 }
             } catch {
                 subscriber.close()
@@ -234,7 +242,9 @@ struct ClusterPartialRedirectTests {
                     var results: [Result<Int, ChannelLayerError>] = []
                     var number = 1
                     while !stop.load(ordering: .relaxed) {
-                        do { results.append(.success(try await sender.send(contentsOf: batch(number), to: channel))) } catch let error as ChannelLayerError {
+                        do {
+                            results.append(.success(try await sender.send(contentsOf: batch(number), to: channel)))
+                        } catch let error as ChannelLayerError {
                             results.append(.failure(error))
                         } catch {
                             results.append(.failure(ChannelLayerError(.systemFailure, "\(error)")))

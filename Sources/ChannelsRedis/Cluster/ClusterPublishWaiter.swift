@@ -5,7 +5,9 @@
 final class ClusterPublishWaiter: PublishWaiter {
     /// Sends `payloads` (the redirected ones, in their order) again following `redirect`; `receivers` is what the
     /// confirmed ones reached. It owns the continuation then.
-    typealias Retry = (_ redirect: ClusterRedirect, _ payloads: PubSubEngine.ClusterPayloads, _ receivers: Int, _ continuation: RedisShard.PublishContinuation) -> Void
+    typealias Retry = (
+        _ redirect: ClusterRedirect, _ payloads: PubSubEngine.ClusterPayloads, _ receivers: Int, _ continuation: RedisShard.PublishContinuation
+    ) -> Void
 
     let payloads: PubSubEngine.ClusterPayloads
     /// Each SPUBLISH is sent after ASKING: this waiter follows an `-ASK`.

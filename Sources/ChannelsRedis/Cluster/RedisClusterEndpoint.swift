@@ -127,9 +127,8 @@ extension RedisClusterEndpoint {
             throw RedisEndpoint.ParseError("has no seed node; write redis-cluster://host:port[,host:port…]")
         }
         var seeds: [RedisEndpoint.Address] = []
-        for seed in try RedisEndpoint.parseHostList(hostList, defaultPort: RedisEndpoint.defaultPort, naming: "seed node") where !seeds.contains(seed) {
-            seeds.append(seed)
-        }
+        let listed = try RedisEndpoint.parseHostList(hostList, defaultPort: RedisEndpoint.defaultPort, naming: "seed node")
+        for seed in listed where !seeds.contains(seed) { seeds.append(seed) }
         return RedisClusterEndpoint(seeds: seeds, username: username, password: password)
     }
 }
