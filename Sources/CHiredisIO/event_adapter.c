@@ -51,6 +51,7 @@
 static void chr_free_conn(chr_io_conn *conn) {
     chr_tls_free(conn);
     free(conn->partial);
+    free(conn->refused_at);
     free(conn);
 }
 

@@ -118,6 +118,9 @@ struct chr_io_conn {
     chr_io_conn *previous, *next;
     size_t rejected;            // error replies chr_on_publish_reply saw (chr_io_take_rejected)
     char rejection[128];        // the text of the last of them
+    size_t *refused_at;         // the run positions of those errors, in order (chr_io_take_refused)
+    size_t refused_at_count, refused_at_capacity;
+    size_t refused_other;       // how many of those errors were not cluster redirects (MOVED, ASK)
     long long receivers;        // integer replies chr_on_publish_reply saw, summed (chr_io_take_receivers)
     chr_io_message_fn *on_message;  // set: "message" pushes bypass hiredis (chr_io_deliver_messages)
     chr_io_subscription_fn *on_subscription;  // set: confirmations bypass hiredis (chr_io_handle_subscriptions)

@@ -1,5 +1,10 @@
 /// What happened to the layer's connection to one Redis host.
 ///
+/// `shard` is the shard's index in ``RedisPubSubChannelLayer/shardStatuses``: the position of its host in `hosts`,
+/// or, with a `redis-cluster://` host, of its primary in the order the slot maps named them. Indices are never
+/// reused or shifted: a primary that leaves the cluster keeps its entry, as ``ShardStatus/retired``, and a node that
+/// becomes a primary gets a new index.
+///
 /// Pub/sub is at-most-once: messages published while a shard's subscriber is disconnected are lost.
 /// These events tell a consumer when to resynchronise.
 ///
@@ -9,7 +14,7 @@
 /// }
 /// ```
 public enum ConnectionEvent: Sendable {
-    /// The shard at this index of `hosts` lost a connection; messages may be lost until it is back.
+    /// The shard at this index of `shardStatuses` lost a connection; messages may be lost until it is back.
     case disconnected(shard: Int, error: ChannelLayerError)
     /// The shard reconnected and every wanted channel and group is subscribed again.
     case reconnected(shard: Int)

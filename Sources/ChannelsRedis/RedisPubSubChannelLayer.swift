@@ -405,7 +405,14 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     }
 
     /// The status of each shard, in the order of `configuration.hosts`; with a `redis-cluster://` host, of each
-    /// primary in the order the slot map first named them (empty until the first map came).
+    /// primary in the order the slot maps first named them (empty until the first map came). A shard's position here
+    /// is the `shard:` index of its ``ConnectionEvent``s for the layer's life: a primary that is no longer one (a
+    /// failover, a node that gave up its slots) stays, as ``ShardStatus/retired``, so the list grows by one entry per
+    /// primary that ever served the layer.
+    ///
+    /// ```swift
+    /// let live = layer.shardStatuses.filter { $0 != .retired }.count  // primaries in use
+    /// ```
     public var shardStatuses: [ShardStatus] {
         statusCells.all.map(\.status)
     }

@@ -13,7 +13,7 @@ import Synchronization
 /// ```
 public struct ShardStatus: Hashable, Sendable, CustomStringConvertible {
     enum Base: UInt8 {
-        case idle, connecting, ready, reconnecting, closed
+        case idle, connecting, ready, reconnecting, closed, retired
     }
 
     let base: Base
@@ -30,9 +30,13 @@ public struct ShardStatus: Hashable, Sendable, CustomStringConvertible {
     public static let reconnecting = ShardStatus(base: .reconnecting)
     /// The layer was closed.
     public static let closed = ShardStatus(base: .closed)
+    /// Redis Cluster only: the node is no longer a primary (it failed over to its replica, or lost its slots), and
+    /// its connections are closed. Its entry stays in ``RedisPubSubChannelLayer/shardStatuses`` so that the other
+    /// shards keep their indices (the `shard:` of ``ConnectionEvent``); nothing is routed to it. Counts as healthy.
+    public static let retired = ShardStatus(base: .retired)
 
-    /// Whether a readiness probe should pass: `.idle` or `.ready`.
-    public var isHealthy: Bool { base == .idle || base == .ready }
+    /// Whether a readiness probe should pass: `.idle`, `.ready` or `.retired`.
+    public var isHealthy: Bool { base == .idle || base == .ready || base == .retired }
 
     public var description: String {
         switch base {
@@ -41,6 +45,7 @@ public struct ShardStatus: Hashable, Sendable, CustomStringConvertible {
         case .ready: "ready"
         case .reconnecting: "reconnecting"
         case .closed: "closed"
+        case .retired: "retired"
         }
     }
 }

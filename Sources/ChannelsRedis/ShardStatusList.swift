@@ -2,7 +2,9 @@ import Synchronization
 
 /// The status cells of a layer's shards, read by ``RedisPubSubChannelLayer/isHealthy`` and
 /// ``RedisPubSubChannelLayer/shardStatuses`` on any thread. Fixed for configured hosts; in cluster mode a cell is
-/// appended for each primary as the slot map names it.
+/// appended for each primary as the slot map names it. A cell is never removed (a retired primary's says
+/// ``ShardStatus/retired``), so a shard's index, the `shard:` of its ``ConnectionEvent``s, is its position here for
+/// the layer's life.
 final class ShardStatusList: Sendable {
     private let cells: Mutex<[ShardStatusCell]>
 
@@ -19,10 +21,5 @@ final class ShardStatusList: Sendable {
             cells.append(cell)
             return (cell, cells.count - 1)
         }
-    }
-
-    /// Removes `cell` (a retired cluster primary's).
-    func remove(_ cell: ShardStatusCell) {
-        cells.withLock { cells in cells.removeAll { $0 === cell } }
     }
 }

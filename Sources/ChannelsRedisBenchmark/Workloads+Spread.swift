@@ -29,54 +29,22 @@ func spreadThroughput(_ bench: Bench, into json: inout JSONLine) async throws {
     }
     // Channel i gets messages i, i + spread, …: its share of `count`.
     let shares = (0..<spread).map { index in count / spread + (index < count % spread ? 1 : 0) }
-    let finished = Countdown(spread)
-    let delivered = Counter()
-    let consumerError = FirstError()
-    for (index, sequence) in sequences.enumerated() {
-        let share = shares[index]
-        startTask(preferring: nil) {
-            var received = 0
-            do {
-                var iterator = sequence.makeAsyncIterator()
-                while received < share {
-                    guard try await iterator.next() != nil else { throw BenchError("a channel ended after \(received) of \(share) messages") }
-                    received += 1
-                }
-            } catch {
-                consumerError.record(error)
-            }
-            delivered.add(received)
-            progress.received.add(received, ordering: .relaxed)
-            finished.arrive()
-        }
-    }
+    let consumers = Consumers(Array(zip(sequences, shares)), warmUp: false, preferring: nil, progress: progress)
 
     progress.enter("spread throughput")
     let message = Payload.message()
     let cpuStart = processCPUNs()
     let start = nowNs()
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        var first = 0
-        for share in split(count, into: senders) {
-            let from = first
-            first += share
-            group.addTask {
-                for index in from..<(from + share) {
-                    try await layer.send(message, to: channels[index % spread])
-                }
-                progress.sent.add(share, ordering: .relaxed)
-            }
-        }
-        try await group.waitForAll()
+    try await sendSplit(count, senders: senders, progress: progress) { index in
+        try await layer.send(message, to: channels[index % spread])
     }
-    await finished.done.wait()
-    if let error = consumerError.first { throw BenchError(error) }
+    try await consumers.finish()
     let cpu = processCPUNs() - cpuStart
-    let seconds = max(Double(finished.finishedAt - start) / 1e9, 1e-9)
+    let seconds = max(Double(consumers.finished.finishedAt - start) / 1e9, 1e-9)
     json.add("count", count)
     json.add("senders", senders)
     json.add("send_batch", 1)
-    json.add("received", delivered.value)
+    json.add("received", consumers.delivered.value)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
     json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(count), digits: 3)
@@ -104,65 +72,28 @@ func spreadFanout(_ bench: Bench, into json: inout JSONLine) async throws {
         }
     }
     let shares = (0..<spread).map { index in count / spread + (index < count % spread ? 1 : 0) }
-    let warmed = Countdown(members.count)
-    let finished = Countdown(members.count)
-    let delivered = Counter()
-    let consumerError = FirstError()
-    for member in members {
-        let share = shares[member.group]
-        startTask(preferring: nil) {
-            var iterator = member.sequence.makeAsyncIterator()
-            var received = 0
-            var warmedUp = false
-            do {
-                guard try await iterator.next() != nil else { throw BenchError("a member's channel ended during the warm-up") }
-                warmedUp = true
-                warmed.arrive()
-                while received < share {
-                    guard try await iterator.next() != nil else { throw BenchError("a member's channel ended after \(received) of \(share)") }
-                    received += 1
-                }
-            } catch {
-                consumerError.record(error)
-                if !warmedUp { warmed.arrive() }
-            }
-            delivered.add(received)
-            progress.received.add(received, ordering: .relaxed)
-            finished.arrive()
-        }
-    }
+    let consumers = Consumers(members.map { ($0.sequence, shares[$0.group]) }, warmUp: true, preferring: nil, progress: progress)
     progress.enter("spread fanout: warm-up")
     let message = Payload.message()
     for group in groups { try await layer.groupSend(message, to: group) }
-    await warmed.done.wait()
-    if let error = consumerError.first { throw BenchError(error) }
+    try await consumers.warmedUp()
 
     progress.enter("spread fanout")
     let cpuStart = processCPUNs()
     let start = nowNs()
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        var first = 0
-        for share in split(count, into: senders) {
-            let from = first
-            first += share
-            tasks.addTask {
-                for index in from..<(from + share) { try await layer.groupSend(message, to: groups[index % spread]) }
-                progress.sent.add(share, ordering: .relaxed)
-            }
-        }
-        try await tasks.waitForAll()
+    try await sendSplit(count, senders: senders, progress: progress) { index in
+        try await layer.groupSend(message, to: groups[index % spread])
     }
-    await finished.done.wait()
-    if let error = consumerError.first { throw BenchError(error) }
+    try await consumers.finish()
     let cpu = processCPUNs() - cpuStart
-    let seconds = max(Double(finished.finishedAt - start) / 1e9, 1e-9)
+    let seconds = max(Double(consumers.finished.finishedAt - start) / 1e9, 1e-9)
     json.add("members", memberCount)
     json.add("groups", spread)
     json.add("count", count)
     json.add("senders", senders)
-    json.add("deliveries", delivered.value)
+    json.add("deliveries", consumers.delivered.value)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
-    json.add("deliveries_per_sec", Double(delivered.value) / seconds, digits: 1)
+    json.add("deliveries_per_sec", Double(consumers.delivered.value) / seconds, digits: 1)
     json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(max(count, 1)), digits: 3)
 }

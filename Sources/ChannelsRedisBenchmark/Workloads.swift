@@ -179,7 +179,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("tls", options.tlsCA != nil)
         json.add("cluster", options.clusterSeeds != nil)
         json.add("spread", options.spread)
-        if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.count) }
+        if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.filter { $0 != .retired }.count) }
         var line = json.string
         line.removeLast()
         let rest = fields.string.dropFirst().dropLast()
@@ -469,57 +469,20 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     }
 
     // One consumer task per member; each takes the warm-up message, then `count` messages.
-    let warmed = Countdown(memberCount)
-    let finished = Countdown(memberCount)
-    let delivered = Counter()
-    let consumerError = FirstError()
-    for sequence in sequences {
-        startTask(preferring: bench.preferredExecutor) {
-            var iterator = sequence.makeAsyncIterator()
-            var received = 0
-            var warmedUp = false
-            do {
-                guard try await iterator.next() != nil else { throw BenchError("a member's channel ended during the warm-up") }
-                warmedUp = true
-                warmed.arrive()
-                while received < count {
-                    guard try await iterator.next() != nil else {
-                        throw BenchError("a member's channel ended after \(received) of \(count) messages")
-                    }
-                    received += 1
-                }
-            } catch {
-                consumerError.record(error)
-                if !warmedUp { warmed.arrive() }
-            }
-            delivered.add(received)
-            progress.received.add(received, ordering: .relaxed)
-            finished.arrive()
-        }
-    }
+    let consumers = Consumers(sequences.map { ($0, count) }, warmUp: true, preferring: bench.preferredExecutor, progress: progress)
     progress.enter("fanout: warm-up")
     let message = Payload.message()
     try await layer.groupSend(message, to: group)
-    await warmed.done.wait()
-    if let error = consumerError.first { throw BenchError(error) }
+    try await consumers.warmedUp()
 
     progress.enter("fanout")
     let cpuStart = processCPUNs()
     let start = nowNs()
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        for share in split(count, into: senders) {
-            tasks.addTask {
-                for _ in 0..<share { try await layer.groupSend(message, to: group) }
-                progress.sent.add(share, ordering: .relaxed)
-            }
-        }
-        try await tasks.waitForAll()
-    }
-    await finished.done.wait()
-    if let error = consumerError.first { throw BenchError(error) }
+    try await sendSplit(count, senders: senders, progress: progress) { _ in try await layer.groupSend(message, to: group) }
+    try await consumers.finish()
     let cpu = processCPUNs() - cpuStart
-    let seconds = max(Double(finished.finishedAt - start) / 1e9, 1e-9)
-    let deliveries = delivered.value
+    let seconds = max(Double(consumers.finished.finishedAt - start) / 1e9, 1e-9)
+    let deliveries = consumers.delivered.value
     json.add("members", memberCount)
     json.add("count", count)
     json.add("senders", senders)
@@ -618,4 +581,84 @@ func redisCommand(host: String, port: Int, _ command: String) throws -> String {
     let line = String(decoding: reply, as: UTF8.self)
     guard !line.hasPrefix("-") else { throw BenchError("\(command.dropLast(2)): \(line)") }
     return line
+}
+
+// MARK: - consumers
+
+/// One consumer task per member sequence: each takes a warm-up message (with `warmUp`), then its `share` of the
+/// messages. Used by fan-out and the spread workloads. `warmed` and `finished` count the members down, `delivered`
+/// sums what they received, `error` keeps the first failure.
+struct Consumers: Sendable {
+    let warmed: Countdown
+    let finished: Countdown
+    let delivered = Counter()
+    let error = FirstError()
+
+    init(
+        _ members: [(sequence: ChannelMessageSequence, share: Int)],
+        warmUp: Bool,
+        preferring executor: (any TaskExecutor)?,
+        progress: Progress
+    ) {
+        let warmed = Countdown(warmUp ? members.count : 0)
+        let finished = Countdown(members.count)
+        self.warmed = warmed
+        self.finished = finished
+        let delivered = self.delivered
+        let firstError = self.error
+        for member in members {
+            let (sequence, share) = member
+            startTask(preferring: executor) {
+                var iterator = sequence.makeAsyncIterator()
+                var received = 0
+                var warmedUp = !warmUp
+                do {
+                    if warmUp {
+                        guard try await iterator.next() != nil else { throw BenchError("a member's channel ended during the warm-up") }
+                        warmedUp = true
+                        warmed.arrive()
+                    }
+                    while received < share {
+                        guard try await iterator.next() != nil else { throw BenchError("a channel ended after \(received) of \(share) messages") }
+                        received += 1
+                    }
+                } catch {
+                    firstError.record(error)
+                    if !warmedUp { warmed.arrive() }
+                }
+                delivered.add(received)
+                progress.received.add(received, ordering: .relaxed)
+                finished.arrive()
+            }
+        }
+    }
+
+    /// Waits until every member took its warm-up message; throws the first consumer's error.
+    func warmedUp() async throws {
+        await warmed.done.wait()
+        if let error = error.first { throw BenchError(error) }
+    }
+
+    /// Waits until every member took its share; throws the first consumer's error.
+    func finish() async throws {
+        await finished.done.wait()
+        if let error = error.first { throw BenchError(error) }
+    }
+}
+
+/// Sends messages 0..<`count` split between `senders` tasks, each its own contiguous range, in order; `send(index)`
+/// sends one. Returns when every task has sent its share.
+func sendSplit(_ count: Int, senders: Int, progress: Progress, _ send: @escaping @Sendable (Int) async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        var first = 0
+        for share in split(count, into: senders) {
+            let from = first
+            first += share
+            tasks.addTask {
+                for index in from..<(from + share) { try await send(index) }
+                progress.sent.add(share, ordering: .relaxed)
+            }
+        }
+        try await tasks.waitForAll()
+    }
 }

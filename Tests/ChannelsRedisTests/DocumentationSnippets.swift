@@ -223,7 +223,8 @@ func docsFailureInBandEvents() async throws {
 /// FailureContract.md, "Health".
 func isReady(layer: RedisPubSubChannelLayer, logger: Logger) -> Bool {
     for (shard, status) in layer.shardStatuses.enumerated() where status != .ready {
-        logger.info("Redis shard \(shard) (\(layer.configuration.hosts[shard])) is \(status)")
+        // Not `configuration.hosts[shard]`: a redis-cluster:// host has one shard per primary (and hosts carry passwords).
+        logger.info("Redis shard \(shard) is \(status)")
     }
     return layer.isHealthy  // false while any shard is connecting or reconnecting
 }

@@ -84,8 +84,11 @@ struct ClusterFaultTests {
 
     @Test func aKilledPrimarysReplicaTakesOverAndDeliveryResumes() async throws {
         try await withClusterLayer(configure: { $0.sendTimeout = .seconds(1) }) { layer, cluster in
+            let events = EventRecorder(layer)
             var channels: [String] = []
             for _ in 0..<18 { channels.append(try await layer.newChannel()) }
+            let statusesBefore = layer.shardStatuses
+            #expect(statusesBefore.count == 3)
             for (index, channel) in channels.enumerated() { try await layer.groupAdd("room_\(index % 6)", channel: channel) }
             let victimPort = try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: channels[0]))
             let onVictim = try await channels.asyncFilter { try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: $0)) == victimPort }
@@ -109,7 +112,23 @@ struct ClusterFaultTests {
 
             let promoted = try await cluster.ownerPort(ofSlot: ClusterKeySlot.slot(for: channels[0]))
             #expect(promoted != victimPort)
-            #expect(layer.shardStatuses.count == 3)
+            // The victim's shard keeps its index, retired; the promoted replica's is a new one at the end; the
+            // ConnectionEvents' `shard:` indices are positions in shardStatuses.
+            let statuses = layer.shardStatuses
+            #expect(statuses.count == 4, "\(statuses)")
+            #expect(statuses.filter { $0 == .retired }.count == 1 && statuses.filter { $0 == .ready }.count == 3, "\(statuses)")
+            let retired = try #require(statuses.firstIndex(of: .retired))
+            #expect(retired < statusesBefore.count, "one of the first three primaries")
+            var disconnected: Set<Int> = []
+            var reconnected: Set<Int> = []
+            for event in events.all {
+                switch event {
+                case .disconnected(let shard, _): disconnected.insert(shard)
+                case .reconnected(let shard): reconnected.insert(shard)
+                }
+            }
+            #expect(disconnected.contains(retired), "the victim's disconnect names its (retired) entry: \(disconnected), statuses \(statuses)")
+            #expect(disconnected.union(reconnected).allSatisfy { statuses.indices.contains($0) }, "\(disconnected), \(reconnected)")
             // A message the victim confirmed to the publisher just before it died may never have been written to the
             // subscriber's socket (Redis writes the two replies one after the other): lost with the server, not by the
             // layer. Only those are excused: the victim's channels, sent before the kill returned (the process reaped).

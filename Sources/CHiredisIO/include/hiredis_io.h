@@ -148,13 +148,21 @@ void chr_io_tls_counts(uint64_t *created, uint64_t *freed);
 /// Returns how many were queued: all of them, or 0 when the context is disconnecting or memory
 /// ran out (hiredis queues every command once its flags allow it).
 /// With `sharded` 1 the commands are SPUBLISH (Redis Cluster's sharded pub/sub) instead of PUBLISH.
-size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, int sharded, const void *channel,
-                      size_t channel_length, const void *payloads, const size_t *ends, size_t count);
+/// With `asking` 1 (after a cluster -ASK redirect) each is preceded by ASKING, in the same output
+/// buffer; ASKING's reply is consumed here.
+size_t chr_io_publish(redisAsyncContext *ac, redisCallbackFn *fn, void *privdata, int sharded, int asking,
+                      const void *channel, size_t channel_length, const void *payloads, const size_t *ends, size_t count);
 
 /// How many replies to the PUBLISHes before a run's last one were errors since the last call
 /// (call it in every last-of-run callback), and the text of the last such error, copied into
 /// `text` (at most capacity - 1 bytes and a NUL). Resets both.
 size_t chr_io_take_rejected(redisAsyncContext *ac, char *text, size_t capacity);
+
+/// SPUBLISH runs only (call it in every last-of-run callback of one): the positions in their run
+/// (0-based) of the refused SPUBLISHes before the run's last, at most `capacity` of them into
+/// `positions`, and in `other` how many of those refusals were not cluster redirects (`MOVED `,
+/// `ASK `) or have no position recorded. Returns how many positions it wrote. Resets them.
+size_t chr_io_take_refused(redisAsyncContext *ac, size_t *positions, size_t capacity, size_t *other);
 
 /// The sum of the receiver counts Redis replied to the PUBLISHes before a run's last one since the
 /// last call (call it in every last-of-run callback, with chr_io_take_rejected). Resets it.

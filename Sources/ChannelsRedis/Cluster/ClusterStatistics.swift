@@ -8,8 +8,10 @@ final class ClusterStatistics: Sendable {
     let rehomedChannels = Atomic<Int>(0)
     /// `sunsubscribe` pushes the servers sent by themselves (a slot moved away).
     let unsubscribedByServer = Atomic<Int>(0)
-    /// Publishes sent again to another node after `-MOVED` or `-ASK`.
+    /// Publishes (a send, a batch, or the redirected part of one) sent again to another node after `-MOVED` or `-ASK`.
     let redirectedPublishes = Atomic<Int>(0)
+    /// Runs of SPUBLISHes that Redis redirected only in part (the rest confirmed).
+    let partiallyRedirectedRuns = Atomic<Int>(0)
 
     init() {}
 }

@@ -74,21 +74,32 @@ extension PubSubEngine {
     /// How many redirects one publish follows before it fails: a slot moves once, a failover is one more.
     static let maximumPublishRedirects = 5
 
-    /// Publishes on the shard of the slot's primary; a redirect (`-MOVED`, `-ASK`) of the whole publish sends it again
-    /// to the node named, or, if the layer has no shard for that node yet, once the next map came.
+    /// Publishes on the shard of the slot's primary (or of `target`). The SPUBLISHes Redis redirects are sent again,
+    /// exactly those, each at most ``maximumPublishRedirects`` times: after `-MOVED` to the node named (the map is
+    /// refreshed too), after `-ASK` to the node named with ASKING before each (one-shot: the map keeps the owner), or,
+    /// if the layer has no shard for that node yet, once the next map came. It succeeds once every payload was
+    /// confirmed, with the receivers of all of them.
+    ///
+    /// Redis 7.0 (7.0.15 checked) never sends `-ASK` for SPUBLISH or SSUBSCRIBE: a channel is not a key, so while its
+    /// slot is MIGRATING the source serves both (even when the slot's keys have moved), and once the slot is assigned
+    /// (`CLUSTER SETSLOT … NODE`) it answers `-MOVED` and ends the subscriptions with `sunsubscribe` pushes. `-ASK` is
+    /// followed anyway, for servers that send it.
     func clusterPublish(
         to redisChannel: String,
         payloads: ClusterPayloads,
         continuation: RedisShard.PublishContinuation,
         target: RedisEndpoint.Address? = nil,
-        redirects: Int = 0
+        asking: Bool = false,
+        redirects: Int = 0,
+        receivers: Int = 0
     ) {
         withClusterMap(orFail: { continuation.resume(throwing: $0) }) { [self] in
             guard let cluster else { return continuation.resume(throwing: ChannelLayerError.closed()) }
-            guard let shard = target.flatMap({ cluster.shardsByPrimary[$0] }) ?? clusterOwner(of: redisChannel) else {
+            let targetShard = target.flatMap { cluster.shardsByPrimary[$0] }
+            guard let shard = targetShard ?? clusterOwner(of: redisChannel) else {
                 return continuation.resume(throwing: noOwnerError(redisChannel))
             }
-            let redirect: PublishWaiter.RedirectHandler = { [self] redirect, continuation in
+            let retry: ClusterPublishWaiter.Retry = { [self] redirect, redirected, receivers, continuation in
                 guard let cluster = self.cluster, !cluster.closed else { return continuation.resume(throwing: ChannelLayerError.closed()) }
                 guard redirects < Self.maximumPublishRedirects else {
                     return continuation.resume(
@@ -99,27 +110,34 @@ extension PubSubEngine {
                     )
                 }
                 statistics.cluster.redirectedPublishes.add(1)
-                if redirect.isMoved, cluster.shardsByPrimary[redirect.address] != nil {
+                let again = { [self] in
                     clusterPublish(
                         to: redisChannel,
-                        payloads: payloads,
+                        payloads: redirected,
                         continuation: continuation,
                         target: redirect.address,
-                        redirects: redirects + 1
+                        asking: !redirect.isMoved,
+                        redirects: redirects + 1,
+                        receivers: receivers
                     )
+                }
+                if cluster.shardsByPrimary[redirect.address] != nil {
+                    again()
                 } else {
-                    // A node the layer has no connections to yet, or a slot still migrating (ASK, for which this layer
-                    // sends no ASKING): again with the next map.
-                    cluster.afterRefresh.append { [self] in
-                        clusterPublish(to: redisChannel, payloads: payloads, continuation: continuation, redirects: redirects + 1)
-                    }
+                    // A node the layer has no connections to yet: again once the next map came (then to that node if
+                    // the map names it a primary, else to the slot's owner).
+                    cluster.afterRefresh.append(again)
                     requestClusterRefresh()
                 }
             }
-            switch payloads {
-            case .one(let payload): shard.publish(channel: redisChannel, payload: payload, continuation: continuation, redirect: redirect)
-            case .batch(let batch): shard.publish(channel: redisChannel, payloads: batch, continuation: continuation, redirect: redirect)
-            }
+            let waiter = ClusterPublishWaiter(
+                payloads: payloads,
+                asking: asking && targetShard != nil,
+                receivers: receivers,
+                continuation: continuation,
+                retry: retry
+            )
+            shard.publish(channel: redisChannel, clusterWaiter: waiter)
         }
     }
 
@@ -324,7 +342,8 @@ extension PubSubEngine {
         return shard
     }
 
-    /// Closes the shards of nodes the map no longer names as primaries once nothing is subscribed through them.
+    /// Closes the shards of nodes the map no longer names as primaries once nothing is subscribed through them; their
+    /// status cells stay, as ``ShardStatus/retired``.
     private func retireStaleClusterShards() {
         guard let cluster, let map = cluster.map else { return }
         let primaries = Set(map.primaries.map(\.address))
@@ -338,7 +357,8 @@ extension PubSubEngine {
                     "\(shard.endpoint) is no longer a primary of the Redis Cluster; the message may or may not have been published"
                 )
             )
-            statusCells.remove(shard.statusCell)
+            // Kept, as retired: the other shards' indices (their ConnectionEvents' `shard:`) stay their positions.
+            _ = shard.statusCell.store(.retired)
             logger.debug("closed the connections to a node that is no longer a primary", metadata: [LogKey.host: "\(shard.endpoint)"])
         }
     }

@@ -90,25 +90,8 @@ public struct RedisClusterEndpoint: Sendable, Hashable, CustomStringConvertible 
     }
 
     private func formatted(showingPassword: Bool) -> String {
-        var text = "\(Self.scheme)://"
-        let username = username.flatMap { $0.isEmpty ? nil : $0 }
-        let password = password.flatMap { $0.isEmpty ? nil : $0 }
-        if username != nil || password != nil {
-            text += RedisEndpoint.percentEncode(username ?? "", keeping: RedisEndpoint.unreserved)
-            if let password {
-                text += ":" + (showingPassword ? RedisEndpoint.percentEncode(password, keeping: RedisEndpoint.unreserved) : "***")
-            }
-            text += "@"
-        }
-        text += seeds.map(Self.format).joined(separator: ",")
-        return text
-    }
-
-    /// `host:port`, an IPv6 host in brackets with a zone's `%` escaped; a seed that is not TCP as its description (it
-    /// is refused when parsed back).
-    private static func format(_ address: RedisEndpoint.Address) -> String {
-        guard case .tcp(let host, let port) = address.kind else { return address.description }
-        return host.contains(":") ? "[\(host.replacingPercent())]:\(port)" : "\(host):\(port)"
+        "\(Self.scheme)://" + RedisEndpoint.formatCredentials(username: username, password: password, showingPassword: showingPassword)
+            + RedisEndpoint.formatHostList(seeds)
     }
 }
 
@@ -127,27 +110,7 @@ extension RedisClusterEndpoint {
         if rest.contains("#") {
             throw RedisEndpoint.ParseError("contains '#', which would end the URL; percent-encode it as %23")
         }
-        // As for redis:// (RedisEndpoint+URL.swift): the authority ends at the first '/' or '?', credentials at its last '@'.
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        let pathAndQuery = rest[authorityEnd...]
-        var username: String?
-        var password: String?
-        let hostList: Substring
-        if let at = authority.lastIndex(of: "@") {
-            let userinfo = authority[..<at]
-            hostList = authority[authority.index(after: at)...]
-            if let colon = userinfo.firstIndex(of: ":") {
-                username = RedisEndpoint.percentDecode(userinfo[..<colon])
-                password = RedisEndpoint.percentDecode(userinfo[userinfo.index(after: colon)...])
-            } else {
-                username = RedisEndpoint.percentDecode(userinfo)
-            }
-            if username?.isEmpty == true { username = nil }
-            if password?.isEmpty == true { password = nil }
-        } else {
-            hostList = authority
-        }
+        let (username, password, hostList, pathAndQuery) = RedisEndpoint.splitAuthority(rest)
         // Before anything that quotes the rest: past the authority an '@' means a password's '/' or '?' cut it short.
         if pathAndQuery.contains("@") {
             throw RedisEndpoint.ParseError(
@@ -164,19 +127,8 @@ extension RedisClusterEndpoint {
             throw RedisEndpoint.ParseError("has no seed node; write redis-cluster://host:port[,host:port…]")
         }
         var seeds: [RedisEndpoint.Address] = []
-        for (index, seed) in hostList.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
-            guard !seed.isEmpty else {
-                throw RedisEndpoint.ParseError("has an empty seed node (number \(index + 1)); separate host:port pairs with single commas")
-            }
-            // Each seed is read exactly as the host and port of a redis:// URL (the same checks, the same messages).
-            let address: RedisEndpoint.Address
-            do {
-                address = try RedisEndpoint.parse("redis://\(seed)").address
-            } catch {
-                throw RedisEndpoint.ParseError("seed node \(index + 1) '\(seed)' \(error.reason)")
-            }
-            if !seeds.contains(address) { seeds.append(address) }
-        }
+        let listed = try RedisEndpoint.parseHostList(hostList, defaultPort: RedisEndpoint.defaultPort, naming: "seed node")
+        for seed in listed where !seeds.contains(seed) { seeds.append(seed) }
         return RedisClusterEndpoint(seeds: seeds, username: username, password: password)
     }
 }

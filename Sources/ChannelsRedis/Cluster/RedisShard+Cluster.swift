@@ -1,3 +1,4 @@
+internal import CHiredis
 import DequeModule
 import Logging
 
@@ -72,8 +73,64 @@ protocol ClusterShardDelegate: RedisShardDelegate {
     /// `redirect`, or (`redirect` nil) ended its subscription because its slot moved. `waiters` are the completions
     /// still waiting for its subscription: the engine routes the channel again and hands them on.
     func shard(_ shard: RedisShard, lostChannel channel: String, redirect: ClusterRedirect?, waiters: [SubscribeWaiters.Completion])
-    /// A publish to this shard's node was refused with a redirect (`-MOVED`, `-ASK`): the map is stale.
+    /// A publish to this shard's node was refused with `-MOVED`: the map is stale. (`-ASK` says nothing about the map.)
     func shard(_ shard: RedisShard, wasRedirected redirect: ClusterRedirect)
+}
+
+// MARK: - Sharded publishes
+
+extension RedisShard {
+    /// SPUBLISHes `waiter`'s payloads on `channel` (after ASKING each, if the waiter follows `-ASK`).
+    func publish(channel: String, clusterWaiter waiter: ClusterPublishWaiter) {
+        loop.preconditionInLoop()
+        precondition(sharded, "a cluster publish needs a cluster primary's shard")
+        guard !closed else { return waiter.fail(ChannelLayerError.closed()) }
+        let payloads: Payloads
+        switch waiter.payloads {
+        case .one(let payload): payloads = .one(payload[...])
+        case .batch(let batch): payloads = .batch(batch)
+        }
+        enqueue(
+            channel: channel,
+            payloads: payloads,
+            waiter: waiter,
+            deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout),
+            asking: waiter.asking
+        )
+    }
+
+    /// The reply to the last SPUBLISH of one of `waiter`'s runs (`rejected` as the glue counted the others): the
+    /// redirected SPUBLISHes (`-MOVED`, `-ASK`) go back to the waiter for another try, the others are confirmed; a
+    /// refusal that is not a redirect fails the whole publish.
+    func clusterPublishReply(
+        _ reply: UnsafePointer<redisReply>?,
+        run: PublishPipeline.InFlightRun,
+        waiter: ClusterPublishWaiter,
+        rejected: (count: Int, text: String, receivers: Int)
+    ) {
+        // Always taken, so that the next run starts from zero.
+        let earlier = publisher.takeRefusedPositions(count: rejected.count)
+        guard waiter.isPending else { return }  // failed already (timeout, error)
+        guard let reply else { return waiter.fail(publishLostError) }
+        let lastRefused = reply.pointee.type == REDIS_REPLY_ERROR
+        let refused = rejected.count + (lastRefused ? 1 : 0)
+        statistics.published.add(run.count - refused)
+        let last = reply.pointee.type == REDIS_REPLY_INTEGER ? Int(reply.pointee.integer) : 0
+        guard refused > 0 else {
+            return waiter.answered(count: run.count, receivers: rejected.receivers + last, redirectedPositions: [], redirect: nil)
+        }
+        let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
+        var positions = earlier.positions
+        if lastRefused { positions.append(run.count - 1) }
+        // Every refusal must be a redirect with a known position, else the run fails as a whole (as on one server).
+        if earlier.other == 0, positions.count == refused, let redirect = ClusterRedirect(text) {
+            if redirect.isMoved { clusterDelegate?.shard(self, wasRedirected: redirect) }
+            if refused < run.count { statistics.cluster.partiallyRedirectedRuns.add(1) }
+            return waiter.answered(count: run.count, receivers: rejected.receivers + last, redirectedPositions: positions, redirect: redirect)
+        }
+        let what = run.count == 1 ? "" : " (\(refused) of \(run.count) in one batch)"
+        waiter.fail(ChannelLayerError(.commandRefused, "Redis refused SPUBLISH\(what): \(text)"))
+    }
 }
 
 // MARK: - Sharded subscriptions
@@ -149,6 +206,11 @@ extension RedisShard: HiredisShardPushDelegate {
         }
     }
 
+    /// An SSUBSCRIBE refused with a redirect hands its channels to the engine, which subscribes them where the next map
+    /// says. That holds for `-ASK` too: Redis 7.0 (7.0.15 checked) never answers SSUBSCRIBE with `-ASK` (a channel is not
+    /// a key, so a MIGRATING slot's source keeps serving it until the slot is assigned, then ends it with a
+    /// `sunsubscribe` push), and a subscription taken on the importing node with ASKING before then would miss what the
+    /// source still publishes.
     private func refused(_ command: ShardedCommandQueue.Command, text: String) {
         let redirect = ClusterRedirect(text)
         for name in command.pending {

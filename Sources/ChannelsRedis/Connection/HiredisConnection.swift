@@ -244,27 +244,30 @@ final class HiredisConnection {
     ///
     /// - Returns: how many were handed to hiredis: all of them, or 0 if there is no context or
     ///   hiredis refused because it is disconnecting.
-    func publish(channel: String, batch: PayloadBatch) -> Int {
-        batch.withUnsafeStorage { bytes, ends in publish(channel: channel, bytes: bytes, ends: ends) }
+    ///
+    /// With `asking` (a cluster primary's publisher following `-ASK`), each SPUBLISH goes after an ASKING in the same
+    /// write; the glue consumes ASKING's `+OK`.
+    func publish(channel: String, batch: PayloadBatch, asking: Bool = false) -> Int {
+        batch.withUnsafeStorage { bytes, ends in publish(channel: channel, bytes: bytes, ends: ends, sharded: sharded, asking: asking) }
     }
 
     /// `PUBLISH channel payload`, its reply at `didReceiveReply`. Returns 1, or 0 as above.
-    func publish(channel: String, payload: ArraySlice<UInt8>) -> Int {
-        publish(channel: channel, payload: payload, sharded: sharded)
+    func publish(channel: String, payload: ArraySlice<UInt8>, asking: Bool = false) -> Int {
+        publish(channel: channel, payload: payload, sharded: sharded, asking: asking)
     }
 
     /// `PUBLISH` (or, with `sharded`, `SPUBLISH`) `channel payload`, whatever the connection's own kind: a liveness
     /// probe on a cluster primary is a plain PUBLISH to the subscriber's plain subscription.
-    func publish(channel: String, payload: ArraySlice<UInt8>, sharded: Bool) -> Int {
+    func publish(channel: String, payload: ArraySlice<UInt8>, sharded: Bool, asking: Bool = false) -> Int {
         payload.withUnsafeBytes { bytes in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: 1) { ends in
                 ends[0] = bytes.count
-                return publish(channel: channel, bytes: bytes, ends: UnsafeBufferPointer(ends), sharded: sharded)
+                return publish(channel: channel, bytes: bytes, ends: UnsafeBufferPointer(ends), sharded: sharded, asking: asking)
             }
         }
     }
 
-    private func publish(channel: String, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>, sharded: Bool? = nil) -> Int {
+    private func publish(channel: String, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>, sharded: Bool, asking: Bool) -> Int {
         loop.preconditionInLoop()
         guard let context, !ends.isEmpty else { return 0 }
         var channel = channel
@@ -273,7 +276,8 @@ final class HiredisConnection {
                 context,
                 hiredisReplyTrampoline,
                 context.pointee.data,
-                (sharded ?? self.sharded) ? 1 : 0,
+                sharded ? 1 : 0,
+                asking ? 1 : 0,
                 name.baseAddress,
                 name.count,
                 bytes.baseAddress,
@@ -292,6 +296,19 @@ final class HiredisConnection {
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 128) { text in
             let count = chr_io_take_rejected(context, text.baseAddress, text.count)
             return (count, count == 0 ? "" : String(cString: text.baseAddress!), receivers)
+        }
+    }
+
+    /// SPUBLISH runs: the positions in the run just answered of the refused SPUBLISHes before its last (at most
+    /// `count`, the refusals ``takeRejectedPublishes()`` reported), and how many refusals were not redirects. Call it
+    /// after ``takeRejectedPublishes()`` in every reply callback of an SPUBLISH run that had refusals (it resets).
+    func takeRefusedPositions(count: Int) -> (positions: [Int], other: Int) {
+        loop.preconditionInLoop()
+        guard let context, count > 0 else { return ([], 0) }
+        var other = 0
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { buffer in
+            let written = chr_io_take_refused(context, buffer.baseAddress, count, &other)
+            return (Array(buffer[..<written]), other)
         }
     }
 

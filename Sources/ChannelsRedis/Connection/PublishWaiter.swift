@@ -1,42 +1,29 @@
 /// Who waits for PUBLISHes: one `send` (count 1) or one `send(contentsOf:)`. Resumed once Redis
 /// confirmed them all, or at the first failure; later replies are ignored. Loop-confined.
-final class PublishWaiter {
-    private var remaining: Int
+///
+/// Not final only for ``ClusterPublishWaiter`` (cluster mode's redirects); every member here is `final`, so the
+/// plain publish path dispatches statically and carries nothing of the cluster's.
+class PublishWaiter {
+    /// Publishes not answered yet.
+    final var remaining: Int
     /// The receiver counts of the replies so far, summed.
-    private var receivers = 0
+    final var receivers: Int
     /// Not an optional cleared on resume: an `Optional` of the generic `LoopContinuation` is copied
     /// and tested through unspecialised value witnesses (generic metadata lookups), on the loop
     /// thread for every reply run.
-    private let continuation: RedisShard.PublishContinuation
-    /// Not yet resumed.
-    private(set) var isPending = true
+    final let continuation: RedisShard.PublishContinuation
+    /// Not yet resumed (set only here and by ``ClusterPublishWaiter``).
+    final var isPending = true
 
-    /// Cluster mode: what to do instead of failing when Redis redirects the whole publish to another node
-    /// (`-MOVED`, `-ASK`); it then owns the continuation. `nil` elsewhere.
-    private var redirect: RedirectHandler?
-    private let total: Int
-
-    typealias RedirectHandler = (ClusterRedirect, RedisShard.PublishContinuation) -> Void
-
-    init(count: Int, continuation: RedisShard.PublishContinuation, redirect: RedirectHandler? = nil) {
+    /// - Parameter receivers: receivers counted before this waiter (a redirected batch's confirmed part).
+    init(count: Int, continuation: RedisShard.PublishContinuation, receivers: Int = 0) {
         self.remaining = count
-        self.total = count
+        self.receivers = receivers
         self.continuation = continuation
-        self.redirect = redirect
-    }
-
-    /// Hands the publish to its redirect handler when Redis refused all of it (`refused` of this waiter's PUBLISHes,
-    /// in one run, none confirmed yet) with a redirect; returns whether it did. The waiter is then no longer pending.
-    func followRedirect(_ redirect: ClusterRedirect, refused: Int) -> Bool {
-        guard isPending, let handler = self.redirect, refused == total, remaining == total else { return false }
-        isPending = false
-        self.redirect = nil
-        handler(redirect, continuation)
-        return true
     }
 
     /// `count` more PUBLISHes were confirmed, reaching `receivers` subscriber connections in all.
-    func succeeded(count: Int, receivers: Int) {
+    final func succeeded(count: Int, receivers: Int) {
         remaining -= count
         self.receivers += receivers
         if remaining == 0, isPending {
@@ -45,7 +32,7 @@ final class PublishWaiter {
         }
     }
 
-    func fail(_ error: ChannelLayerError) {
+    final func fail(_ error: ChannelLayerError) {
         guard isPending else { return }
         isPending = false
         continuation.resume(throwing: error)

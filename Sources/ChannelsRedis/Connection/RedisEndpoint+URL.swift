@@ -57,10 +57,7 @@ extension RedisEndpoint {
             throw ParseError("contains '#', which would end the URL; percent-encode it as %23")
         }
 
-        // As urllib's urlsplit: the authority ends at the first '/' or '?'; credentials end at its last '@'.
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        let pathAndQuery = rest[authorityEnd...]
+        let (username, password, hostAndPort, pathAndQuery) = splitAuthority(rest)
         let path: Substring
         let query: Substring?
         if let questionMark = pathAndQuery.firstIndex(of: "?") {
@@ -69,25 +66,6 @@ extension RedisEndpoint {
         } else {
             path = pathAndQuery
             query = nil
-        }
-
-        var username: String?
-        var password: String?
-        let hostAndPort: Substring
-        if let at = authority.lastIndex(of: "@") {
-            let userinfo = authority[..<at]
-            hostAndPort = authority[authority.index(after: at)...]
-            if let colon = userinfo.firstIndex(of: ":") {
-                username = percentDecode(userinfo[..<colon])
-                password = percentDecode(userinfo[userinfo.index(after: colon)...])
-            } else {
-                username = percentDecode(userinfo)
-            }
-            // redis-py treats an empty username or password as absent.
-            if username?.isEmpty == true { username = nil }
-            if password?.isEmpty == true { password = nil }
-        } else {
-            hostAndPort = authority
         }
 
         // An '@' past the authority means the credentials contained a '/' or '?' that ended the authority early. Say so
@@ -134,14 +112,7 @@ extension RedisEndpoint {
             let database = parsedQuery.database ?? 0
             return RedisEndpoint(address: .unixDomainSocket(path: socketPath), username: username, password: password, database: database)
         case .sentinel, .sentinelTLS:
-            var sentinels: [Address] = []
-            for node in hostAndPort.split(separator: ",", omittingEmptySubsequences: false) {
-                guard !node.isEmpty else {
-                    throw ParseError("has an empty sentinel address; separate sentinels with single commas: host:26379,host:26380")
-                }
-                let (host, port) = try parseHostAndPort(node, defaultPort: Sentinel.defaultPort)
-                sentinels.append(.hostname(host, port: port))
-            }
+            let sentinels = try parseHostList(hostAndPort, defaultPort: Sentinel.defaultPort, naming: "sentinel address")
             let (masterName, pathDatabase) = try parseSentinelPath(path)
             var sentinel = Sentinel(masterName: masterName, sentinels: sentinels)
             sentinel.username = parsedQuery.sentinel["sentinel_username"].flatMap { $0.isEmpty ? nil : $0 }
@@ -166,6 +137,47 @@ extension RedisEndpoint {
         guard parts.count == 2 else { return (masterName, 0) }
         guard !parts[1].isEmpty else { return (masterName, 0) }
         return (masterName, try parseDatabase(percentDecode(parts[1])[...], from: "the path"))
+    }
+
+    /// What follows `scheme://`, split as urllib's urlsplit does: the authority ends at the first '/' or '?', the
+    /// credentials at its last '@' (percent-decoded; empty means absent, as in redis-py); the hosts between them.
+    static func splitAuthority(
+        _ rest: Substring
+    ) -> (username: String?, password: String?, hosts: Substring, pathAndQuery: Substring) {
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        guard let at = authority.lastIndex(of: "@") else { return (nil, nil, authority, rest[authorityEnd...]) }
+        let userinfo = authority[..<at]
+        var username: String?
+        var password: String?
+        if let colon = userinfo.firstIndex(of: ":") {
+            username = percentDecode(userinfo[..<colon])
+            password = percentDecode(userinfo[userinfo.index(after: colon)...])
+        } else {
+            username = percentDecode(userinfo)
+        }
+        if username?.isEmpty == true { username = nil }
+        if password?.isEmpty == true { password = nil }
+        return (username, password, authority[authority.index(after: at)...], rest[authorityEnd...])
+    }
+
+    /// A comma-separated `host[:port]` list (a Sentinel URL's sentinels, a cluster URL's seeds), each entry read as
+    /// the host and port of a `redis://` URL; an empty entry (`a,,b`, `a,`, or no entry at all) is refused. `noun`
+    /// names an entry in the errors, which say which entry (from 1) is wrong.
+    static func parseHostList(_ text: Substring, defaultPort: Int, naming noun: String) throws(ParseError) -> [Address] {
+        var addresses: [Address] = []
+        for (index, entry) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            guard !entry.isEmpty else {
+                throw ParseError("has an empty \(noun) (number \(index + 1)); separate host:port pairs with single commas")
+            }
+            do {
+                let (host, port) = try parseHostAndPort(entry, defaultPort: defaultPort)
+                addresses.append(.hostname(host, port: port))
+            } catch {
+                throw ParseError("\(noun) \(index + 1) '\(entry)' \(error.reason)")
+            }
+        }
+        return addresses
     }
 
     private static func parseHostAndPort(_ text: Substring, defaultPort: Int = RedisEndpoint.defaultPort) throws(ParseError) -> (host: String, port: Int) {

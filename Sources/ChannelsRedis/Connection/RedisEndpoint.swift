@@ -163,26 +163,16 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         case .unix: text = "unix://"
         case .sentinel: text = address.tls == nil ? "redis+sentinel://" : "rediss+sentinel://"
         }
-        let username = username.flatMap { $0.isEmpty ? nil : $0 }
-        let password = password.flatMap { $0.isEmpty ? nil : $0 }
-        if username != nil || password != nil {
-            text += Self.percentEncode(username ?? "", keeping: Self.unreserved)
-            if let password { text += ":" + (showingPassword ? Self.percentEncode(password, keeping: Self.unreserved) : "***") }
-            text += "@"
-        }
+        text += Self.formatCredentials(username: username, password: password, showingPassword: showingPassword)
         switch address.kind {
-        case .tcp(let host, let port):
-            let host = host.contains(":") ? "[\(host.replacingPercent())]" : host
-            text += "\(host):\(port)/\(database)"
+        case .tcp:
+            text += Self.formatHostList([address]) + "/\(database)"
             text += tlsQuery(separator: "?")
         case .unix(let path):
             text += Self.percentEncode(path, keeping: Self.unreserved.union([UInt8(ascii: "/")]))
             if database != 0 { text += "?db=\(database)" }
         case .sentinel(let settings):
-            text += settings.sentinels.map { sentinel in
-                guard case .tcp(let host, let port) = sentinel.kind else { return "\(sentinel)" }
-                return host.contains(":") ? "[\(host.replacingPercent())]:\(port)" : "\(host):\(port)"
-            }.joined(separator: ",")
+            text += Self.formatHostList(settings.sentinels)
             text += "/\(Self.percentEncode(settings.masterName, keeping: Self.unreserved))/\(database)"
             let parameters = settings.queryParameters
             if !parameters.isEmpty {
@@ -194,6 +184,26 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
             text += tlsQuery(separator: parameters.isEmpty ? "?" : "&")
         }
         return text
+    }
+
+    /// `user:password@` (percent-encoded, the password as `***` unless `showingPassword`), `:password@`, `user@`, or
+    /// nothing: the credentials of every URL the layer writes (an empty username or password is none).
+    static func formatCredentials(username: String?, password: String?, showingPassword: Bool) -> String {
+        let username = username.flatMap { $0.isEmpty ? nil : $0 }
+        let password = password.flatMap { $0.isEmpty ? nil : $0 }
+        guard username != nil || password != nil else { return "" }
+        var text = percentEncode(username ?? "", keeping: unreserved)
+        if let password { text += ":" + (showingPassword ? percentEncode(password, keeping: unreserved) : "***") }
+        return text + "@"
+    }
+
+    /// `host:port[,host:port…]`, the counterpart of `parseHostList`: an IPv6 host in brackets with a zone's `%`
+    /// escaped; an address that is not TCP as its description (refused when parsed back).
+    static func formatHostList(_ addresses: [Address]) -> String {
+        addresses.map { address in
+            guard case .tcp(let host, let port) = address.kind else { return address.description }
+            return host.contains(":") ? "[\(host.replacingPercent())]:\(port)" : "\(host):\(port)"
+        }.joined(separator: ",")
     }
 
     /// The `ssl_` query parameters of a TLS address, after `separator`; empty without any.

@@ -97,7 +97,9 @@ extension RedisShard {
         logger.debug("publisher ready", metadata: [LogKey.waiting: "\(pipeline.waiting.count)"])
         // Everything that waited goes out now, pipelined, in order.
         while let entry = pipeline.takeWaiting() {
-            if publisher.publish(channel: entry.channel, payload: entry.payload) == 1 {
+            // Cluster mode: a publish following -ASK keeps its ASKING (a waiting batch goes out one payload per run).
+            let asking = sharded && (entry.waiter as? ClusterPublishWaiter)?.asking == true
+            if publisher.publish(channel: entry.channel, payload: entry.payload, asking: asking) == 1 {
                 recordSent(1, of: 1, waiter: entry.waiter, deadline: entry.deadline)
             } else {
                 entry.waiter.fail(ChannelLayerError(.connectionLost, "the publisher to \(endpoint) went away"))

@@ -21,6 +21,16 @@ extension RedisShard: HiredisConnectionDelegate {
         }
     }
 
+    /// A publish's error when its connection went before the reply came.
+    var publishLostError: ChannelLayerError {
+        closed
+            ? (closeError ?? ChannelLayerError.closed())
+            : ChannelLayerError(
+                .connectionLost,
+                "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"
+            )
+    }
+
     private func failSubscriberLater(_ error: ChannelLayerError) {
         health.lastError = error
         // Not inside the callback: hiredis is still iterating this context's replies.
@@ -37,18 +47,11 @@ extension RedisShard: HiredisConnectionDelegate {
         case .publish:
             // Always taken, so that the next run starts from zero.
             let rejected = reply == nil ? (count: 0, text: "", receivers: 0) : publisher.takeRejectedPublishes()
-            guard let waiter = front.waiter, waiter.isPending else { return }  // failed already (timeout, error)
-            guard let reply else {
-                waiter.fail(
-                    closed
-                        ? (closeError ?? ChannelLayerError.closed())
-                        : ChannelLayerError(
-                            .connectionLost,
-                            "the connection to \(endpoint) was lost before Redis confirmed the message; it may or may not have been published"
-                        )
-                )
-                return
+            if sharded, let waiter = front.waiter as? ClusterPublishWaiter {
+                return clusterPublishReply(reply, run: front, waiter: waiter, rejected: rejected)
             }
+            guard let waiter = front.waiter, waiter.isPending else { return }  // failed already (timeout, error)
+            guard let reply else { return waiter.fail(publishLostError) }
             let lastRefused = reply.pointee.type == REDIS_REPLY_ERROR
             let refused = rejected.count + (lastRefused ? 1 : 0)
             statistics.published.add(front.count - refused)
@@ -57,10 +60,6 @@ extension RedisShard: HiredisConnectionDelegate {
                 waiter.succeeded(count: front.count, receivers: rejected.receivers + last)
             } else {
                 let text = lastRefused ? (RedisReply.text(reply) ?? "error") : rejected.text
-                if sharded, let redirect = ClusterRedirect(text) {
-                    clusterDelegate?.shard(self, wasRedirected: redirect)
-                    if waiter.followRedirect(redirect, refused: refused) { return }
-                }
                 let what = front.count == 1 ? "" : " (\(refused) of \(front.count) in one batch)"
                 waiter.fail(ChannelLayerError(.commandRefused, "Redis refused PUBLISH\(what): \(text)"))
             }

@@ -174,7 +174,7 @@ final class RedisShard {
 
     /// Publishes `payload` on `channel`; `continuation` is resumed when Redis answered, or with an
     /// error (timeout, connection lost, closed). Never reports success for an unpublished message.
-    func publish(channel: String, payload: [UInt8], continuation: PublishContinuation, redirect: PublishWaiter.RedirectHandler? = nil) {
+    func publish(channel: String, payload: [UInt8], continuation: PublishContinuation) {
         loop.preconditionInLoop()
         guard !closed else {
             continuation.resume(throwing: ChannelLayerError.closed())
@@ -183,14 +183,14 @@ final class RedisShard {
         enqueue(
             channel: channel,
             payloads: .one(payload[...]),
-            waiter: PublishWaiter(count: 1, continuation: continuation, redirect: redirect),
+            waiter: PublishWaiter(count: 1, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
 
     /// Publishes every payload on `channel`, pipelined, in order; `continuation` is resumed once
     /// Redis confirmed them all, or with an error (saying how many Redis refused, if it did).
-    func publish(channel: String, payloads: PayloadBatch, continuation: PublishContinuation, redirect: PublishWaiter.RedirectHandler? = nil) {
+    func publish(channel: String, payloads: PayloadBatch, continuation: PublishContinuation) {
         loop.preconditionInLoop()
         guard !closed else {
             continuation.resume(throwing: ChannelLayerError.closed())
@@ -203,26 +203,27 @@ final class RedisShard {
         enqueue(
             channel: channel,
             payloads: .batch(payloads),
-            waiter: PublishWaiter(count: payloads.count, continuation: continuation, redirect: redirect),
+            waiter: PublishWaiter(count: payloads.count, continuation: continuation),
             deadline: ContinuousClock.now.advanced(by: configuration.sendTimeout)
         )
     }
 
     /// What one `publish` call sends: one payload (no batch buffer around it), or a batch.
-    private enum Payloads {
+    enum Payloads {
         case one(ArraySlice<UInt8>)
         case batch(PayloadBatch)
     }
 
-    private func enqueue(channel: String, payloads: Payloads, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+    /// - Parameter asking: cluster mode, following `-ASK`: each SPUBLISH goes after an ASKING.
+    func enqueue(channel: String, payloads: Payloads, waiter: PublishWaiter, deadline: ContinuousClock.Instant, asking: Bool = false) {
         var sent = 0
         if publisher.isReady, !pipeline.hasWaiting {
             switch payloads {
             case .one(let payload):
-                sent = publisher.publish(channel: channel, payload: payload)
+                sent = publisher.publish(channel: channel, payload: payload, asking: asking)
                 recordSent(sent, of: 1, waiter: waiter, deadline: deadline)
             case .batch(let batch):
-                sent = publisher.publish(channel: channel, batch: batch)
+                sent = publisher.publish(channel: channel, batch: batch, asking: asking)
                 recordSent(sent, of: batch.count, waiter: waiter, deadline: deadline)
             }
         }

@@ -192,22 +192,43 @@ final class RedisCluster: Sendable {
     /// the target, the source and every other primary. Sharded pub/sub channels are not keys: the source ends their
     /// subscriptions with a `sunsubscribe` push when it gives the slot up.
     func migrate(slots: [Int], from sourcePort: Int, to targetPort: Int) async throws {
+        for slot in slots {
+            try await openMigration(slot: slot, from: sourcePort, to: targetPort)
+            try await finishMigration(slot: slot, from: sourcePort, to: targetPort)
+        }
+    }
+
+    /// The first half of a migration: `slot` IMPORTING on the target, MIGRATING on the source (which still owns it).
+    func openMigration(slot: Int, from sourcePort: Int, to targetPort: Int) async throws {
+        let (source, target, _) = try await migrationNodes(from: sourcePort, to: targetPort)
+        try await setSlot(
+            slot,
+            [(targetPort, ["IMPORTING", source.id]), (sourcePort, ["MIGRATING", target.id])]
+        )
+    }
+
+    /// The second half: `slot` assigned to the target, on the target, the source and every other primary.
+    func finishMigration(slot: Int, from sourcePort: Int, to targetPort: Int) async throws {
+        let (_, target, others) = try await migrationNodes(from: sourcePort, to: targetPort)
+        try await setSlot(slot, ([targetPort, sourcePort] + others).map { ($0, ["NODE", target.id]) })
+    }
+
+    private func migrationNodes(from sourcePort: Int, to targetPort: Int) async throws -> (source: NodeInfo, target: NodeInfo, others: [Int]) {
         let nodes = try await clusterNodes()
         guard let source = nodes.first(where: { $0.port == sourcePort }), let target = nodes.first(where: { $0.port == targetPort }) else {
             throw FixtureError(.protocolViolation, "no node on \(sourcePort) or \(targetPort)")
         }
         let others = nodes.filter { $0.isPrimary && !$0.isFailed && $0.port != sourcePort && $0.port != targetPort }.map(\.port)
-        for slot in slots {
-            for (port, arguments) in [
-                (targetPort, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id]),
-                (sourcePort, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id]),
-                (targetPort, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]),
-                (sourcePort, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]),
-            ] + others.map({ ($0, ["CLUSTER", "SETSLOT", String(slot), "NODE", target.id]) }) {
-                let reply = try await command(arguments, port: port)
-                guard reply == .simple("OK") else {
-                    throw FixtureError(.failed, "\(arguments.joined(separator: " ")) on \(port) answered \(reply)")
-                }
+        return (source, target, others)
+    }
+
+    /// `CLUSTER SETSLOT slot …` on each port in turn; each must answer OK.
+    private func setSlot(_ slot: Int, _ steps: [(port: Int, arguments: [String])]) async throws {
+        for (port, tail) in steps {
+            let arguments = ["CLUSTER", "SETSLOT", String(slot)] + tail
+            let reply = try await command(arguments, port: port)
+            guard reply == .simple("OK") else {
+                throw FixtureError(.failed, "\(arguments.joined(separator: " ")) on \(port) answered \(reply)")
             }
         }
     }
