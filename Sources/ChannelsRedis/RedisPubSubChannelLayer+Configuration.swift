@@ -76,6 +76,19 @@ extension RedisPubSubChannelLayer {
         /// other runnable thread. What `.microseconds(50)` bought on the benchmark machine:
         /// <doc:Performance>.
         public var busyPoll: Duration
+        /// How long the layer's loop thread keeps polling for I/O and work, instead of sleeping in
+        /// `epoll_wait`, after it wrote a PUBLISH or read a PUBLISH's reply; at most one second.
+        /// `.zero` turns it off. The default, 50 µs, covers one Redis round trip on a local
+        /// network and the next PUBLISH of a sender resumed by the last reply.
+        ///
+        /// Waking a sleeping thread costs 10-30 µs on a virtual machine, and every awaited `send`
+        /// would otherwise wake the loop thread for its reply: polling while a reply is due spares
+        /// that wake-up (awaited sends, ping-pong, latency; figures in <doc:Performance>). It costs
+        /// CPU only while the layer publishes, at most this long per PUBLISH or reply (the loop
+        /// yields its core to other runnable threads between polls); a layer that publishes nothing
+        /// (only receives, or is idle: liveness probes do not count) never polls. Turn it off where
+        /// a process publishes rarely and every core-microsecond counts.
+        public var replyPoll: Duration
         /// How long a local channel may hold messages with no consumer taking any before it counts
         /// as unconsumed: ``RedisPubSubChannelLayer/Statistics/unconsumedChannels`` (and the
         /// `channels_redis_unconsumed_channels` gauge) counts such channels, and an `info` log names
@@ -99,7 +112,8 @@ extension RedisPubSubChannelLayer {
             onDisconnect: String? = nil,
             onReconnect: String? = nil,
             busyPoll: Duration = .zero,
-            unconsumedChannelThreshold: Duration = .seconds(60)
+            unconsumedChannelThreshold: Duration = .seconds(60),
+            replyPoll: Duration = .microseconds(50)
         ) {
             self.hosts = hosts
             self.prefix = prefix
@@ -115,6 +129,7 @@ extension RedisPubSubChannelLayer {
             self.onDisconnect = onDisconnect
             self.onReconnect = onReconnect
             self.busyPoll = busyPoll
+            self.replyPoll = replyPoll
             self.unconsumedChannelThreshold = unconsumedChannelThreshold
         }
 
@@ -133,6 +148,9 @@ extension RedisPubSubChannelLayer {
             }
             guard busyPoll >= .zero, busyPoll <= .seconds(1) else {
                 throw ChannelLayerError(.invalidConfiguration, "busyPoll must be between zero and one second, not \(busyPoll)")
+            }
+            guard replyPoll >= .zero, replyPoll <= .seconds(1) else {
+                throw ChannelLayerError(.invalidConfiguration, "replyPoll must be between zero and one second, not \(replyPoll)")
             }
             guard unconsumedChannelThreshold > .zero else {
                 throw ChannelLayerError(.invalidConfiguration, "unconsumedChannelThreshold must be positive, not \(unconsumedChannelThreshold)")
