@@ -252,14 +252,18 @@ def rows_for(results):
         fc["c-hiredis"] = ("fanout", "cpu_us_per_msg", {"members": k, "window": 1000})
         rows.append((f"group fanout to {k:,} local channels, CPU µs per group send", "↓", "cpu", fc))
         for w in fan_windows:
+            if not any(r.get("impl") == "c-hiredis" and r.get("workload") == "fanout" and r.get("members") == k
+                       and r.get("window") == w for r in results):
+                continue
             for field, kind, what in (("deliveries_per_sec", "rate", "deliveries/s"), ("cpu_us_per_msg", "cpu", "CPU µs per group send")):
                 fw = {"swift": ("fanout", field, {"members": k, "senders": w, "on_loop": False, "busy_poll_us": 0, "tls": False}),
                       "c-hiredis": ("fanout", field, {"members": k, "window": w})}
                 rows.append((f"group fanout to {k:,} local channels, {w} sends in flight (C: window of {w}), {what}",
                              "↓" if kind == "cpu" else "↑", kind, fw))
         if poll:
-            rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate",
-                         same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)))
+            fp = same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)
+            fp["c-hiredis"] = ("fanout", "deliveries_per_sec", {"members": k, "window": 1000})
+            rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate", fp))
     for k in sorted({r["extra_channels"] for r in results if r.get("workload") == "scale"
                      and is_number(r.get("extra_channels"))}):
         rows.append((f"throughput with {k:,} other channels subscribed, msgs/s", "↑", "rate",
