@@ -114,7 +114,7 @@ def cmd_rb(args):
 # table
 
 # Fields older result lines lack, with the value they had then.
-FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False, "cluster": False, "spread": 1}
+FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False, "cluster": False, "spread": 1, "window": 1000}
 
 
 def median_of(results, impl, workload, field, **match):
@@ -240,14 +240,30 @@ def rows_for(results):
             for field, name in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
                 rows.append((f"latency @{rate:,.0f}/s {name}, µs ({polled}; tasks on layer.taskExecutor)", "↓", "us",
                              same("latency", field, on_loop=True, busy_poll=poll, rate=rate)))
+    # Group fan-out: the C program's main rows keep 1,000 PUBLISHes in flight; its rows with a window
+    # of 8 have the same work in flight as the 8 Swift senders each awaiting its groupSend.
+    fan_windows = sorted({r["window"] for r in results if r.get("impl") == "c-hiredis" and r.get("workload") == "fanout"
+                          and is_number(r.get("window")) and r["window"] != 1000})
     for k in sorted({r["members"] for r in results if r.get("workload") == "fanout" and is_number(r.get("members"))}):
-        rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate",
-                     same("fanout", "deliveries_per_sec", members=k)))
-        rows.append((f"group fanout to {k:,} local channels, CPU µs per group send", "↓", "cpu",
-                     same("fanout", "cpu_us_per_msg", members=k)))
+        fd = same("fanout", "deliveries_per_sec", members=k)
+        fd["c-hiredis"] = ("fanout", "deliveries_per_sec", {"members": k, "window": 1000})
+        rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate", fd))
+        fc = same("fanout", "cpu_us_per_msg", members=k)
+        fc["c-hiredis"] = ("fanout", "cpu_us_per_msg", {"members": k, "window": 1000})
+        rows.append((f"group fanout to {k:,} local channels, CPU µs per group send", "↓", "cpu", fc))
+        for w in fan_windows:
+            if not any(r.get("impl") == "c-hiredis" and r.get("workload") == "fanout" and r.get("members") == k
+                       and r.get("window") == w for r in results):
+                continue
+            for field, kind, what in (("deliveries_per_sec", "rate", "deliveries/s"), ("cpu_us_per_msg", "cpu", "CPU µs per group send")):
+                fw = {"swift": ("fanout", field, {"members": k, "senders": w, "on_loop": False, "busy_poll_us": 0, "tls": False}),
+                      "c-hiredis": ("fanout", field, {"members": k, "window": w})}
+                rows.append((f"group fanout to {k:,} local channels, {w} sends in flight (C: window of {w}), {what}",
+                             "↓" if kind == "cpu" else "↑", kind, fw))
         if poll:
-            rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate",
-                         same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)))
+            fp = same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)
+            fp["c-hiredis"] = ("fanout", "deliveries_per_sec", {"members": k, "window": 1000})
+            rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate", fp))
     for k in sorted({r["extra_channels"] for r in results if r.get("workload") == "scale"
                      and is_number(r.get("extra_channels"))}):
         rows.append((f"throughput with {k:,} other channels subscribed, msgs/s", "↑", "rate",

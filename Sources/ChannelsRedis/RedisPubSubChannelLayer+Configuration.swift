@@ -68,14 +68,31 @@ extension RedisPubSubChannelLayer {
         /// some, before it sleeps in `epoll_wait`; at most one second. `.zero` (the default) sleeps
         /// at once, as other Redis clients do.
         ///
-        /// A few tens of microseconds trade CPU for latency: replies and sends that come while the
-        /// loop is still polling need no thread wake-up, which costs 10-30 µs on each side on a
-        /// virtual machine. It pays where the round trip matters (ping-pong, single awaited sends,
-        /// small group fan-outs), not where the loop thread is busy anyway; under steady traffic
-        /// the loop thread then uses up to a core. Between empty polls it yields its core to any
-        /// other runnable thread. What `.microseconds(50)` bought on the benchmark machine:
-        /// <doc:Performance>.
+        /// ``RedisPubSubChannelLayer/Configuration/replyPoll`` (on by default) already polls
+        /// after every PUBLISH and its reply, which is what awaited sends and ping-pong need.
+        /// `busyPoll` polls after *any* work, incoming messages included: what it still buys is for
+        /// a process that mostly receives (messages published by other processes reach a loop that
+        /// is still polling, so a consumer on ``RedisPubSubChannelLayer/taskExecutor`` is resumed
+        /// without the loop's wake-up), and for polls longer than `replyPoll`'s after a publish.
+        /// Under steady traffic the loop thread then uses up to a core. Between empty polls it
+        /// yields its core to any other runnable thread. What `.microseconds(50)` bought on the
+        /// benchmark machine: <doc:Performance>.
         public var busyPoll: Duration
+        /// How long the layer's loop thread keeps polling for I/O and work, instead of sleeping in
+        /// `epoll_wait`, after it wrote a PUBLISH or read a PUBLISH's reply; at most one second.
+        /// `.zero` turns it off. The default, 50 µs, is about two Redis round trips on loopback on
+        /// the benchmark machine (longer polls measured worse there: the polling thread then holds
+        /// a core the resumed sender and Redis need).
+        ///
+        /// Waking a sleeping thread costs 10-30 µs on a virtual machine, and every awaited `send`
+        /// would otherwise wake the loop thread for its reply: polling while a reply is due spares
+        /// that wake-up (awaited sends, ping-pong, latency; figures in <doc:Performance>). It costs
+        /// CPU only while the layer publishes, at most this long per PUBLISH or reply (the loop
+        /// yields its core to other runnable threads between polls); a layer that publishes nothing
+        /// (only receives, or is idle: liveness probes do not count) never polls. Turn it off where
+        /// CPU counts more than round trips: a steady stream of sends spaced wider than the poll
+        /// costs up to this much loop-thread CPU per send.
+        public var replyPoll: Duration
         /// How long a local channel may hold messages with no consumer taking any before it counts
         /// as unconsumed: ``RedisPubSubChannelLayer/Statistics/unconsumedChannels`` (and the
         /// `channels_redis_unconsumed_channels` gauge) counts such channels, and an `info` log names
@@ -99,7 +116,8 @@ extension RedisPubSubChannelLayer {
             onDisconnect: String? = nil,
             onReconnect: String? = nil,
             busyPoll: Duration = .zero,
-            unconsumedChannelThreshold: Duration = .seconds(60)
+            unconsumedChannelThreshold: Duration = .seconds(60),
+            replyPoll: Duration = .microseconds(50)
         ) {
             self.hosts = hosts
             self.prefix = prefix
@@ -115,6 +133,7 @@ extension RedisPubSubChannelLayer {
             self.onDisconnect = onDisconnect
             self.onReconnect = onReconnect
             self.busyPoll = busyPoll
+            self.replyPoll = replyPoll
             self.unconsumedChannelThreshold = unconsumedChannelThreshold
         }
 
@@ -133,6 +152,9 @@ extension RedisPubSubChannelLayer {
             }
             guard busyPoll >= .zero, busyPoll <= .seconds(1) else {
                 throw ChannelLayerError(.invalidConfiguration, "busyPoll must be between zero and one second, not \(busyPoll)")
+            }
+            guard replyPoll >= .zero, replyPoll <= .seconds(1) else {
+                throw ChannelLayerError(.invalidConfiguration, "replyPoll must be between zero and one second, not \(replyPoll)")
             }
             guard unconsumedChannelThreshold > .zero else {
                 throw ChannelLayerError(.invalidConfiguration, "unconsumedChannelThreshold must be positive, not \(unconsumedChannelThreshold)")

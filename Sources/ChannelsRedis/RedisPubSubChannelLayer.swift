@@ -104,7 +104,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         self.statisticsStorage = LayerStatistics(metricsFactory: metricsFactory)
         self.statusCells = ShardStatusList(endpoints.map { _ in ShardStatusCell() })
         self.events = ConnectionEventBroadcaster()
-        self.loop = try LibeventLoop(name: "channels-redis", busyPoll: configuration.busyPoll)
+        self.loop = try LibeventLoop(name: "channels-redis", busyPoll: configuration.busyPoll, replyPoll: configuration.replyPoll)
         let engine = PubSubEngine(
             loop: loop,
             configuration: configuration,

@@ -6,7 +6,7 @@ let usageText = """
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
                [--idle-seconds S]
-               [--busy-poll-us U] [--tls-ca FILE] [--cluster HOST:PORT,…] [--spread K]
+               [--busy-poll-us U] [--reply-poll-us U] [--tls-ca FILE] [--cluster HOST:PORT,…] [--spread K]
                [--stamp send|spawn]
                [--timeout S] [--json] [--dump-payload]
 
@@ -19,6 +19,8 @@ let usageText = """
       --on-loop          pingpong, latency, fanout: run the workload's tasks (fanout: the consumers)
                          on the layer's loop (layer.taskExecutor)
       --busy-poll-us U   the layer's Configuration.busyPoll in microseconds (default 0: off)
+      --reply-poll-us U  the layer's Configuration.replyPoll in microseconds (default: the layer's, 50;
+                         0: off); the JSON line says "reply_poll_us"
       --tls-ca FILE      connect over TLS (rediss://, --port is then the server's --tls-port), trusting
                          the CA certificate in FILE; the JSON line says "tls": true
       --send-batch B     throughput: each sender publishes B messages per send(contentsOf:) (default 1: send())
@@ -59,6 +61,8 @@ struct Options: Sendable {
     var sendBatch = 1
     var onLoop = false
     var busyPollMicroseconds = 0
+    /// `nil`: the layer's default `Configuration.replyPoll`.
+    var replyPollMicroseconds: Int?
     /// With TLS: the CA file the server's certificate chains to.
     var tlsCA: String?
     /// Cluster mode: the seeds, `host:port,host:port`.
@@ -131,6 +135,10 @@ struct Options: Sendable {
             case "--busy-poll-us":
                 busyPollMicroseconds = try integer(flag, minimum: 0)
                 guard busyPollMicroseconds <= 1_000_000 else { throw Invalid(message: "--busy-poll-us: at most 1000000 (one second)") }
+            case "--reply-poll-us":
+                let microseconds = try integer(flag, minimum: 0)
+                replyPollMicroseconds = microseconds
+                guard microseconds <= 1_000_000 else { throw Invalid(message: "--reply-poll-us: at most 1000000 (one second)") }
             case "--idle-seconds": idleSeconds = try positive(flag)
             case "--timeout": timeout = try positive(flag)
             case "--tls-ca": tlsCA = try value(flag)

@@ -138,6 +138,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
     var configuration = RedisPubSubChannelLayer.Configuration(hosts: [RedisEndpoint(address: address).url])
     if let seeds = options.clusterSeeds { configuration.hosts = ["redis-cluster://\(seeds)"] }
     configuration.busyPoll = .microseconds(options.busyPollMicroseconds)
+    if let replyPoll = options.replyPollMicroseconds { configuration.replyPoll = .microseconds(replyPoll) }
     // channels_redis's per-channel queues are unbounded; the bench must never lose a message to a
     // full buffer (it would wait for it forever), so every buffer holds a whole run.
     switch workload {
@@ -176,6 +177,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("ok", true)
         json.add("on_loop", options.onLoop)
         json.add("busy_poll_us", options.busyPollMicroseconds)
+        json.add("reply_poll_us", Int(configuration.replyPoll / .microseconds(1)))
         json.add("tls", options.tlsCA != nil)
         json.add("cluster", options.clusterSeeds != nil)
         json.add("spread", options.spread)

@@ -506,9 +506,9 @@ static void print_result(void) {
     case W_FANOUT: {
         uint64_t deliveries = 0;
         for (uint64_t i = 0; i < B.members; i++) deliveries += B.mem[i].count;
-        printf(",\"members\":%" PRIu64 ",\"count\":%" PRIu64 ",\"deliveries\":%" PRIu64
+        printf(",\"members\":%" PRIu64 ",\"count\":%" PRIu64 ",\"window\":%" PRIu64 ",\"deliveries\":%" PRIu64
                ",\"seconds\":%.4f,\"msgs_per_sec\":%.1f,\"deliveries_per_sec\":%.1f",
-               B.members, B.count, deliveries, secs, (double)B.count / secs, (double)deliveries / secs);
+               B.members, B.count, B.window, deliveries, secs, (double)B.count / secs, (double)deliveries / secs);
         printf(",\"cpu_us_per_msg\":%.3f", cpu_us_per_msg);
         break;
     }

@@ -307,6 +307,7 @@ struct DocumentationSnippetTests {
         #expect(config.onDisconnect == nil)
         #expect(config.onReconnect == nil)
         #expect(config.busyPoll == .zero)
+        #expect(config.replyPoll == .microseconds(50))
         #expect(config.unconsumedChannelThreshold == .seconds(60))
     }
 

@@ -796,6 +796,62 @@ struct LayerTests {
         #expect(throws: ChannelLayerError.self) { try RedisPubSubChannelLayer(hosts: []) }
     }
 
+    @Test func theDefaultReplyPollingDeliversAndSleepsOnceTheSendsStop() async throws {
+        let server = try await RedisServer.start()
+        defer {
+            server.resume()
+            server.stop()
+        }
+        var configuration = faultConfiguration(server.url)
+        #expect(configuration.replyPoll == .microseconds(50))
+        configuration.replyPoll = .milliseconds(1)  // longer than the default, so a loop that kept polling shows
+        let subscribed = try await SubscribedLayer(configuration)
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
+
+        // Awaited sends from the global executor: the loop polls while their replies are due.
+        let own = try await layer.newChannel()
+        var echoed = 0
+        for index in 0..<200 {
+            try await layer.send(["n": .int(Int64(index))], to: own)
+            if try await layer.receive(from: own)["n"]?.intValue == index { echoed += 1 }
+        }
+        #expect(echoed == 200)
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+
+        // Without sends the loop sleeps: liveness probes (which do not make it poll) every 200 ms,
+        // where a loop that kept polling would use the whole half second.
+        try await Task.sleep(for: .milliseconds(100))
+        let before = try #require(layer.loop.threadCPUTime())
+        try await Task.sleep(for: .milliseconds(500))
+        let used = try #require(layer.loop.threadCPUTime()) - before
+        #expect(used < .milliseconds(150), "the loop thread used \(used) of CPU in 500 ms without sends")
+        // ... and a message still wakes it.
+        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
+
+        // Timers still run: liveness notices a stopped server, and the layer recovers.
+        server.pause()
+        try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
+        server.resume()
+        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
+        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
+        await collector.stop()
+        await layer.close()
+    }
+
+    @Test func replyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
+        for replyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
+            var configuration = RedisPubSubChannelLayer.Configuration()
+            configuration.replyPoll = replyPoll
+            do {
+                _ = try RedisPubSubChannelLayer(configuration: configuration)
+                Issue.record("accepted replyPoll \(replyPoll)")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.message.contains("replyPoll"))
+            }
+        }
+    }
+
     @Test func busyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
         for busyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
             var configuration = RedisPubSubChannelLayer.Configuration()

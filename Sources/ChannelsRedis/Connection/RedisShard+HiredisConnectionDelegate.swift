@@ -45,6 +45,7 @@ extension RedisShard: HiredisConnectionDelegate {
         guard let front = pipeline.takeReply() else { return }
         switch front.kind {
         case .publish:
+            loop.notePublishActivity()
             // Always taken, so that the next run starts from zero.
             let rejected = reply == nil ? (count: 0, text: "", receivers: 0) : publisher.takeRejectedPublishes()
             if sharded, let waiter = front.waiter as? ClusterPublishWaiter {

@@ -244,6 +244,7 @@ final class RedisShard {
 
     /// Records a run that `publisher.publish` queued `count` of `total` commands of.
     func recordSent(_ count: Int, of total: Int, waiter: PublishWaiter, deadline: ContinuousClock.Instant) {
+        if count > 0 { loop.notePublishActivity() }
         switch pipeline.sent(count, of: total, waiter: waiter, deadline: deadline) {
         case .doNothing:
             break

@@ -38,6 +38,11 @@ final class LibeventLoop: @unchecked Sendable {
     private var jobsRun: UInt64 = 0
     /// `Configuration.busyPoll`; `.zero`: sleep in `epoll_wait` as soon as there is nothing to do.
     private let busyPoll: Duration
+    /// `Configuration.replyPoll`; `.zero`: publishes do not make the loop poll.
+    private let replyPoll: Duration
+    /// Set (loop thread only) when a PUBLISH was handed to hiredis or a PUBLISH's reply was read;
+    /// the polling loop reads and clears it once per pass (one clock read per pass, not per publish).
+    private var publishActivity = false
     private var thread: pthread_t?
     private let exited = LockedValue<ExitState>(ExitState())
 
@@ -48,10 +53,14 @@ final class LibeventLoop: @unchecked Sendable {
 
     /// Starts the thread and returns once its `event_base` exists.
     ///
-    /// - Parameter busyPoll: how long the thread keeps polling after it last found work before it
-    ///   sleeps (see `runPolling`); `.zero` sleeps at once.
-    init(name: String, busyPoll: Duration = .zero) throws(ChannelLayerError) {
+    /// - Parameters:
+    ///   - busyPoll: how long the thread keeps polling after it last found work before it sleeps
+    ///     (see `runPolling`); `.zero` sleeps at once.
+    ///   - replyPoll: how long the thread keeps polling after a PUBLISH was written or a PUBLISH's
+    ///     reply read (see `runPolling`); `.zero`: publishes do not make it poll.
+    init(name: String, busyPoll: Duration = .zero, replyPoll: Duration = .zero) throws(ChannelLayerError) {
         self.busyPoll = max(busyPoll, .zero)
+        self.replyPoll = max(replyPoll, .zero)
         LibeventLoop.globalSetup
         let start = ThreadStart(loop: self, name: name)
         var thread = pthread_t()
@@ -148,7 +157,7 @@ final class LibeventLoop: @unchecked Sendable {
         wakeEvent.withLock { $0 = sendableWake }
         start.ready.withLock { $0 = ReadyState(done: true, error: nil) }
 
-        if busyPoll == .zero {
+        if busyPoll == .zero && replyPoll == .zero {
             // Without EVLOOP_NO_EXIT_ON_EMPTY the loop returns as soon as hiredis drops its events.
             event_base_loop(base, Int32(EVLOOP_NO_EXIT_ON_EMPTY))
         } else {
@@ -215,32 +224,51 @@ final class LibeventLoop: @unchecked Sendable {
         return accepted
     }
 
-    /// The loop with busy polling (`Configuration.busyPoll`): after anything happened (a read, a
-    /// write, a job), it polls without sleeping until `busyPoll` passes without work, and
-    /// only then blocks in `epoll_wait`.
+    /// A PUBLISH was handed to hiredis, or a PUBLISH's reply was read: with `replyPoll` set, the loop
+    /// polls instead of sleeping for that long after it. Loop thread only; one store, no clock read.
+    @inline(__always)
+    func notePublishActivity() {
+        publishActivity = true
+    }
+
+    /// The loop with polling (`Configuration.replyPoll`, `Configuration.busyPoll`): it polls without
+    /// sleeping until a deadline, and only past it blocks in `epoll_wait`. The deadline moves to
+    /// `replyPoll` after the last pass that wrote a PUBLISH or read a PUBLISH's reply, and (only with
+    /// `busyPoll` set) to `busyPoll` after the last pass that did anything at all (a read, a write,
+    /// a job).
     ///
     /// Why: waking a sleeping thread costs 10-30 µs on each side on a virtual machine, and a round
     /// trip through the layer wakes the loop twice (a sender's job, Redis's reply); a loop that is
-    /// still polling when they come needs no wake-up. Between empty polls it yields its core to any
-    /// other runnable thread (the consumers, Redis on a small machine), which would otherwise wait
-    /// for the poll to give it up (see Benchmarks.md).
+    /// still polling when they come needs no wake-up. `replyPoll` polls only while a reply is likely
+    /// to come soon: after a PUBLISH was written its reply (and, on a subscribed channel, the message)
+    /// is one Redis round trip away, and after a reply the resumed sender's next PUBLISH often follows
+    /// within tens of microseconds. An idle layer publishes nothing (liveness probes do not count),
+    /// so it never polls. Between empty polls the thread yields its core to any other runnable thread
+    /// (the consumers, Redis on a small machine), which would otherwise wait for the poll to give it
+    /// up (see Benchmarks.md).
     ///
     /// Every `event_base_loopbreak` comes from a job run inside `event_base_loop`, so the break
     /// flag is seen here before the next call (which would clear it).
     private func runPolling(base: OpaquePointer, io: OpaquePointer) {
-        var lastWork = ContinuousClock.now
+        var pollUntil = ContinuousClock.now
+        var polling = false
         var lastActivity = chr_io_activity(io) &+ jobsRun
         while event_base_got_break(base) == 0 {
-            let polling = lastWork.duration(to: .now) < busyPoll
             let flags = polling ? EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY : EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY
             guard event_base_loop(base, Int32(flags)) >= 0 else { return }  // as the plain loop: stop on error
+            let now = ContinuousClock.now
             let activity = chr_io_activity(io) &+ jobsRun
             if activity != lastActivity {
                 lastActivity = activity
-                lastWork = .now
+                if busyPoll > .zero { pollUntil = max(pollUntil, now + busyPoll) }
             } else if polling {
                 sched_yield()
             }
+            if publishActivity {
+                publishActivity = false
+                pollUntil = max(pollUntil, now + replyPoll)
+            }
+            polling = now < pollUntil
         }
     }
 
