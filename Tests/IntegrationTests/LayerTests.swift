@@ -485,7 +485,7 @@ struct LayerTests {
         var configuration = faultConfiguration(server.url)
         configuration.busyPoll = .microseconds(200)
         let subscribed = try await SubscribedLayer(configuration)
-        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
+        let (layer, channel, collector) = (subscribed.layer, subscribed.channel, subscribed.collector)
 
         // Round trips with the consumer on the loop: the replies come while it polls.
         let own = try await layer.newChannel()
@@ -500,24 +500,7 @@ struct LayerTests {
         #expect(echoed == 200)
         try await expectDelivery(layer, to: collector, channel: channel, group: "room")
 
-        // Without traffic the loop goes back to sleep: liveness probes every 200 ms cost it a few
-        // polls each, where a loop that kept polling would use the whole half second.
-        try await Task.sleep(for: .milliseconds(100))
-        let before = try #require(layer.loop.threadCPUTime())
-        try await Task.sleep(for: .milliseconds(500))
-        let used = try #require(layer.loop.threadCPUTime()) - before
-        #expect(used < .milliseconds(150), "the loop thread used \(used) of CPU in 500 ms without traffic")
-        // ... and a message wakes it.
-        try await expectDelivery(layer, to: collector, channel: channel, group: nil)
-
-        // Timers still run: liveness notices a stopped server, and the layer recovers.
-        server.pause()
-        try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
-        server.resume()
-        try await eventually(timeout: .seconds(10)) { events.reconnects >= 1 }
-        try await expectDelivery(layer, to: collector, channel: channel, group: "room")
-        await collector.stop()
-        await layer.close()
+        try await expectTheLoopSleepsWithoutSendsAndStillRuns(subscribed, server: server)
     }
 
     @Test func aCustomSerializerIsUsedOnTheWire() async throws {
@@ -806,7 +789,7 @@ struct LayerTests {
         #expect(configuration.replyPoll == .microseconds(50))
         configuration.replyPoll = .milliseconds(1)  // longer than the default, so a loop that kept polling shows
         let subscribed = try await SubscribedLayer(configuration)
-        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
+        let (layer, channel, collector) = (subscribed.layer, subscribed.channel, subscribed.collector)
 
         // Awaited sends from the global executor: the loop polls while their replies are due.
         let own = try await layer.newChannel()
@@ -818,17 +801,21 @@ struct LayerTests {
         #expect(echoed == 200)
         try await expectDelivery(layer, to: collector, channel: channel, group: "room")
 
-        // Without sends the loop sleeps: liveness probes (which do not make it poll) every 200 ms,
-        // where a loop that kept polling would use the whole half second.
+        try await expectTheLoopSleepsWithoutSendsAndStillRuns(subscribed, server: server)
+    }
+
+    /// After traffic, the loop thread goes back to sleep (liveness probes every 200 ms cost it a few polls each, where a
+    /// loop that kept polling would use the whole half second), a message still wakes it, and its timers still run:
+    /// liveness notices a stopped server and the layer recovers. Closes the layer.
+    private func expectTheLoopSleepsWithoutSendsAndStillRuns(_ subscribed: SubscribedLayer, server: RedisServer) async throws {
+        let (layer, events, channel, collector) = (subscribed.layer, subscribed.events, subscribed.channel, subscribed.collector)
         try await Task.sleep(for: .milliseconds(100))
         let before = try #require(layer.loop.threadCPUTime())
         try await Task.sleep(for: .milliseconds(500))
         let used = try #require(layer.loop.threadCPUTime()) - before
         #expect(used < .milliseconds(150), "the loop thread used \(used) of CPU in 500 ms without sends")
-        // ... and a message still wakes it.
         try await expectDelivery(layer, to: collector, channel: channel, group: nil)
 
-        // Timers still run: liveness notices a stopped server, and the layer recovers.
         server.pause()
         try await eventually(timeout: .seconds(5)) { events.disconnects >= 1 }
         server.resume()
