@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "ChannelsRedis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "Sources/ChannelsRedisBenchmark",
             swiftSettings: swiftSettings

@@ -5,7 +5,8 @@
 # channels-redis-bench binary (e.g. a release build of main and one of a branch) and the C
 # hiredis-baseline, ROUNDS rounds, each running every row with each program in turn, against one
 # loopback redis-server it starts. Rows: 1/8/64 awaited senders (C: windows 1/8/64), ping-pong,
-# latency at 1,000 and 10,000 msg/s, fan-out to 100 and 1,000 members (C: windows 1,000 and 8),
+# latency at 1,000 and 10,000 msg/s, fan-out to 100 and 1,000 members (C: windows 1,000 and 8;
+# Swift also the task hand-off floor, fanout-floor, and the in-memory layer, neither using Redis),
 # and (Swift) the idle 10,000-channel layer. Appends the programs' JSON lines to OUT, each with
 # "label", "round" and "load" (the load average when it ended). .ci/bench/run stays the canonical
 # full table; this is the short, interleaved A/B.
@@ -46,7 +47,12 @@ for r in $(seq "$ROUNDS"); do
       { for w in 1:10000 8:50000 64:100000; do run "$name" "$B" --workload throughput --senders "${w%%:*}" --count "${w##*:}" $extra; done
         run "$name" "$B" --workload pingpong --count 10000 $extra
         for rate in 1000 10000; do run "$name" "$B" --workload latency --rate $rate --seconds 3 $extra; done
-        for f in 100:20000 1000:4000; do run "$name" "$B" --workload fanout --members "${f%%:*}" --count "${f##*:}" $extra; done
+        for f in 100:20000 1000:4000; do
+          run "$name" "$B" --workload fanout --members "${f%%:*}" --count "${f##*:}" $extra
+          # No Redis, so no extra args (the layer's options, which these refuse).
+          run "$name" "$B" --workload fanout-floor --members "${f%%:*}" --count "${f##*:}"
+          run "$name" "$B" --workload fanout --layer in-memory --members "${f%%:*}" --count "${f##*:}"
+        done
         run "$name" "$B" --workload memory --channels 10000 --idle-seconds 5 $extra; }
     fi
   done

@@ -23,6 +23,7 @@ REQUIRED = {
     "latency": ["rate", "seconds", "sent", "received", "achieved_rate", "recv_rate",
                 "p50_us", "p99_us", "p999_us", "max_us", "max_send_lag_us"],
     "fanout": ["members", "count", "deliveries", "seconds", "msgs_per_sec", "deliveries_per_sec"],
+    "fanout-floor": ["members", "count", "deliveries", "seconds", "msgs_per_sec", "deliveries_per_sec", "cpu_us_per_msg"],
     "scale": ["extra_channels", "count", "senders", "subscribe_seconds", "seconds", "msgs_per_sec"],
     "memory": ["channels", "rss_before_bytes", "rss_after_bytes", "bytes_per_channel"],
     "publish": ["clients", "pipeline", "count", "msgs_per_sec"],
@@ -54,9 +55,9 @@ def check(obj, impl, workload):
             problems.append(f"field {field!r} missing or not a finite number")
     if problems:
         return problems
-    if workload == "fanout" and obj["deliveries"] != obj["count"] * obj["members"]:
+    if workload in ("fanout", "fanout-floor") and obj["deliveries"] != obj["count"] * obj["members"]:
         problems.append(f"deliveries {obj['deliveries']} != count x members")
-    if workload in ("throughput", "scale", "pingpong", "fanout", "publish") and obj["msgs_per_sec"] <= 0:
+    if workload in ("throughput", "scale", "pingpong", "fanout", "fanout-floor", "publish") and obj["msgs_per_sec"] <= 0:
         problems.append("msgs_per_sec is not positive")
     if workload == "latency" and obj["received"] == 0:
         problems.append("no message received")
@@ -114,7 +115,7 @@ def cmd_rb(args):
 # table
 
 # Fields older result lines lack, with the value they had then.
-FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False, "cluster": False, "spread": 1, "window": 1000}
+FIELD_DEFAULTS = {"busy_poll_us": 0, "tls": False, "cluster": False, "spread": 1, "window": 1000, "layer": "redis"}
 
 
 def median_of(results, impl, workload, field, **match):
@@ -244,7 +245,7 @@ def rows_for(results):
     # of 8 have the same work in flight as the 8 Swift senders each awaiting its groupSend.
     fan_windows = sorted({r["window"] for r in results if r.get("impl") == "c-hiredis" and r.get("workload") == "fanout"
                           and is_number(r.get("window")) and r["window"] != 1000})
-    for k in sorted({r["members"] for r in results if r.get("workload") == "fanout" and is_number(r.get("members"))}):
+    for k in sorted({r["members"] for r in results if r.get("workload") in ("fanout", "fanout-floor") and is_number(r.get("members"))}):
         fd = same("fanout", "deliveries_per_sec", members=k)
         fd["c-hiredis"] = ("fanout", "deliveries_per_sec", {"members": k, "window": 1000})
         rows.append((f"group fanout to {k:,} local channels, deliveries/s", "↑", "rate", fd))
@@ -264,6 +265,16 @@ def rows_for(results):
             fp = same("fanout", "deliveries_per_sec", busy_poll=poll, members=k)
             fp["c-hiredis"] = ("fanout", "deliveries_per_sec", {"members": k, "window": 1000})
             rows.append((f"group fanout to {k:,} local channels, deliveries/s ({polled})", "↑", "rate", fp))
+        # What bounds the rows above, without Redis (Swift only): the cheapest task hand-off, with no layer at
+        # all (fanout-floor), and the layer's channel buffers and groups on their own (the in-memory layer).
+        for workload, layer, what in (("fanout-floor", "none", "task hand-off floor (no Redis, no layer)"),
+                                      ("fanout", "in-memory", "in-memory layer (no Redis)")):
+            if not any(r.get("impl") == "swift" and r.get("workload") == workload and r.get("members") == k
+                       and r.get("layer") == layer for r in results):
+                continue
+            for field, kind, unit in (("deliveries_per_sec", "rate", "deliveries/s"), ("cpu_us_per_msg", "cpu", "CPU µs per group send")):
+                rows.append((f"group fanout to {k:,} local channels, {what}, {unit}", "↓" if kind == "cpu" else "↑", kind,
+                             {"swift": (workload, field, {"members": k, "layer": layer, "on_loop": False, "busy_poll_us": 0, "tls": False})}))
     for k in sorted({r["extra_channels"] for r in results if r.get("workload") == "scale"
                      and is_number(r.get("extra_channels"))}):
         rows.append((f"throughput with {k:,} other channels subscribed, msgs/s", "↑", "rate",
@@ -278,11 +289,11 @@ def rows_for(results):
             rows.append((f"resubscribe all {k:,} channels after their connection is killed, s", "↓", "seconds",
                          same("memory", "resubscribe_seconds", channels=k)))
     # Every row above is about one channel (group) on one server: the spread and cluster runs below
-    # must not count in its median.
+    # must not count in its median, nor the runs without Redis in the Redis layer's rows.
     for _, _, _, spec in rows:
         if "swift" in spec:
             workload, field, match = spec["swift"]
-            spec["swift"] = (workload, field, {"spread": 1, "cluster": False, **match})
+            spec["swift"] = (workload, field, {"spread": 1, "cluster": False, "layer": "redis", **match})
 
     # The load spread over K channels (groups), on one server and on the 3-primary cluster (Swift only).
     for k in sorted({r["spread"] for r in results if r.get("workload") == "throughput" and is_number(r.get("spread"))
@@ -360,8 +371,9 @@ def cmd_summary(args):
     if w == "latency":
         print(f"@{r['rate']:g}/s p50 {r['p50_us']} µs, p99 {r['p99_us']} µs, p99.9 {r['p999_us']} µs, "
               f"achieved {r['achieved_rate']:,.0f}/s, received {r['received']}/{r['sent']}")
-    elif w == "fanout":
-        print(f"K={r['members']}: {r['deliveries_per_sec']:,.0f} deliveries/s")
+    elif w in ("fanout", "fanout-floor"):
+        where = " (floor)" if w == "fanout-floor" else f" ({r['layer']})" if r.get("layer", "redis") != "redis" else ""
+        print(f"K={r['members']}{where}: {r['deliveries_per_sec']:,.0f} deliveries/s")
     elif w == "memory":
         print(f"{r['channels']} channels: {r['bytes_per_channel']:,.0f} bytes/channel")
     elif w == "scale":

@@ -2,8 +2,9 @@
 
 let usageText = """
     usage: channels-redis-bench --port P [--host 127.0.0.1]
-               --workload throughput|pingpong|latency|fanout|scale|memory
-               [--count N] [--senders S] [--rate R] [--seconds S] [--members K]
+               --workload throughput|pingpong|latency|fanout|fanout-floor|scale|memory
+               [--count N] [--senders S] [--rate R] [--seconds S] [--members K] [--window W]
+               [--layer redis|in-memory]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
                [--idle-seconds S]
                [--busy-poll-us U] [--reply-poll-us U] [--tls-ca FILE] [--cluster HOST:PORT,…] [--spread K]
@@ -13,6 +14,20 @@ let usageText = """
     Runs one workload through ChannelsRedis's public API against a Redis server and prints ONE
     JSON line (schema: the header of .ci/bench/run). Exit status 0 on success, 1 on a failed run,
     2 on bad arguments.
+
+      fanout-floor       no Redis, no layer: the cheapest task hand-off a Swift fan-out can do, the
+                         bound of the fanout rows. One producer thread hands the fanout workload's
+                         message to --members consumer tasks (global executor), --count times, each
+                         through a mutex, a deque and at most one waiting continuation, resumed
+                         after the message went to every member; --host/--port are ignored
+      --window W         fanout-floor: the producer stays at most W messages ahead of the slowest
+                         consumer (default 8, for the fanout workload's 8 awaiting senders, which
+                         bound the PUBLISHes in flight rather than how far its consumers lag;
+                         0: no limit)
+      --layer L          fanout: "redis" (default: RedisPubSubChannelLayer on --host/--port) or
+                         "in-memory" (InMemoryChannelLayer, the same channel buffers and groups with
+                         no Redis and no loop thread; the senders' groupSend delivers inline); the
+                         JSON line says "layer"
 
       --senders S        concurrent sender tasks (throughput, scale, fanout; default 8)
       --batch B          newChannel() calls in flight at once (scale, memory, fanout; default 1000)
@@ -43,6 +58,13 @@ let usageText = """
 
 enum Workload: String, Sendable, CaseIterable {
     case throughput, pingpong, latency, fanout, scale, memory
+    case fanoutFloor = "fanout-floor"
+}
+
+/// The layer a workload runs on (`--layer`).
+enum LayerKind: String, Sendable {
+    case redis
+    case inMemory = "in-memory"
 }
 
 struct Options: Sendable {
@@ -55,6 +77,10 @@ struct Options: Sendable {
     var rate = 1000.0
     var seconds = 3.0
     var members = 10
+    /// fanout-floor: messages the producer may be ahead of the slowest consumer; 0: no limit.
+    var window = 8
+    var windowGiven = false
+    var layer = LayerKind.redis
     var extraChannels = 0
     var channels = 10_000
     var batch = 1000
@@ -127,6 +153,13 @@ struct Options: Sendable {
             case "--rate": rate = try positive(flag)
             case "--seconds": seconds = try positive(flag)
             case "--members": members = try integer(flag, minimum: 1)
+            case "--window":
+                window = try integer(flag, minimum: 0)
+                windowGiven = true
+            case "--layer":
+                let name = try value(flag)
+                guard let parsed = LayerKind(rawValue: name) else { throw Invalid(message: "--layer \(name): expected redis or in-memory") }
+                layer = parsed
             case "--extra-channels": extraChannels = try integer(flag, minimum: 0)
             case "--channels": channels = try integer(flag, minimum: 1)
             case "--batch": batch = try integer(flag, minimum: 1)
@@ -150,6 +183,23 @@ struct Options: Sendable {
         }
         if workload == .latency && latencyTotal == 0 {
             throw Invalid(message: "--rate x --seconds sends nothing")
+        }
+        if windowGiven && workload != .fanoutFloor {
+            throw Invalid(message: "--window is an option of --workload fanout-floor only")
+        }
+        if layer == .inMemory && workload != .fanout {
+            throw Invalid(message: "--layer in-memory runs --workload fanout only")
+        }
+        if layer == .inMemory || workload == .fanoutFloor {
+            // What only the Redis layer has: refused rather than silently ignored.
+            let redisOnly = [
+                ("--on-loop", onLoop), ("--tls-ca", tlsCA != nil), ("--cluster", clusterSeeds != nil), ("--spread", spread > 1),
+                ("--busy-poll-us", busyPollMicroseconds > 0), ("--reply-poll-us", replyPollMicroseconds != nil),
+            ]
+            if let (flag, _) = redisOnly.first(where: { $0.1 }) {
+                let without = workload == .fanoutFloor ? "--workload fanout-floor" : "--layer in-memory"
+                throw Invalid(message: "\(flag) needs the Redis layer, which \(without) does not use")
+            }
         }
     }
 

@@ -199,6 +199,14 @@ struct JSONLine {
         text += "\((value * scale).rounded() / scale)"
     }
 
+    /// Adds the fields of `other`, in order, after this line's.
+    mutating func append(contentsOf other: JSONLine) {
+        let fields = other.text.dropFirst()
+        guard !fields.isEmpty else { return }
+        if text.count > 1 { text += "," }
+        text += fields
+    }
+
     var string: String { text + "}" }
 
     private mutating func separate(_ key: String) {

@@ -129,6 +129,9 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
 
     let progress = Progress()
     let watchdog = Watchdog(workload: workload.rawValue, seconds: options.timeout, progress: progress)
+    if workload == .fanoutFloor || options.layer == .inMemory {
+        return await runWithoutRedis(options, workload: workload, progress: progress, watchdog: watchdog)
+    }
     let address: RedisEndpoint.Address
     if let ca = options.tlsCA {
         address = .hostname(options.host, port: options.port, tls: RedisEndpoint.TLS(trustRoots: .certificateFile(ca)))
@@ -144,7 +147,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
     switch workload {
     case .throughput, .scale, .fanout: configuration.capacity = max(10_000, options.count + 1_000)
     case .latency: configuration.capacity = max(10_000, options.latencyTotal + 1_000)
-    case .pingpong, .memory: break
+    case .pingpong, .memory, .fanoutFloor: break
     }
     let layer: RedisPubSubChannelLayer
     do {
@@ -171,10 +174,13 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
             try await withTaskExecutorPreference(bench.preferredExecutor) { try await pingpong(bench, into: &fields) }
         case .latency:
             try await withTaskExecutorPreference(bench.preferredExecutor) { try await latency(bench, into: &fields) }
-        case .fanout: try await fanout(bench, into: &fields)
+        case .fanout:
+            try await fanout(layer, options: options, progress: progress, preferring: bench.preferredExecutor, into: &fields)
+        case .fanoutFloor: throw BenchError("fanout-floor runs without a layer")  // runWithoutRedis's
         case .memory: try await memory(bench, into: &fields)
         }
         json.add("ok", true)
+        json.add("layer", LayerKind.redis.rawValue)
         json.add("on_loop", options.onLoop)
         json.add("busy_poll_us", options.busyPollMicroseconds)
         json.add("reply_poll_us", Int(configuration.replyPoll / .microseconds(1)))
@@ -182,13 +188,11 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
         json.add("cluster", options.clusterSeeds != nil)
         json.add("spread", options.spread)
         if options.clusterSeeds != nil { json.add("primaries", layer.shardStatuses.filter { $0 != .retired }.count) }
-        var line = json.string
-        line.removeLast()
-        let rest = fields.string.dropFirst().dropLast()
-        if !rest.isEmpty { line += "," + rest }
+        json.append(contentsOf: fields)
         let statistics = layer.statistics
-        line += ",\"layer_dropped\":\(statistics.droppedMessages),\"layer_reconnects\":\(statistics.reconnects)}"
-        report(line, status: 0)
+        json.add("layer_dropped", statistics.droppedMessages)
+        json.add("layer_reconnects", statistics.reconnects)
+        report(json.string, status: 0)
     } catch {
         status = 1
         report(errorLine(workload: workload.rawValue, "\(error) [during \(progress.summary)]"), status: 1)
@@ -196,6 +200,45 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
     // The figures are out; the teardown is checked but may not hold the runner for long.
     watchdog.rearm(seconds: 10)
     await layer.close()
+    return status
+}
+
+/// The workloads that need no Redis: fanout on `InMemoryChannelLayer` (`--layer in-memory`) and fanout-floor (no
+/// layer at all). The line carries the fields of a Redis line that still mean something, with the values a Redis
+/// run without those options has, so the report tells the rows apart by "layer" and "workload" alone.
+func runWithoutRedis(_ options: Options, workload: Workload, progress: Progress, watchdog: Watchdog) async -> Int32 {
+    var json = JSONLine()
+    json.add("impl", "swift")
+    json.add("workload", workload.rawValue)
+    var layer: InMemoryChannelLayer?
+    var status: Int32 = 0
+    do {
+        try Payload.verify()
+        var fields = JSONLine()
+        if workload == .fanoutFloor {
+            try await fanoutFloor(options, progress: progress, into: &fields)
+        } else {
+            // Buffers that hold a whole run, as the Redis layer's (runBenchmark says why).
+            let inMemory = try InMemoryChannelLayer(configuration: .init(capacity: max(10_000, options.count + 1_000)))
+            layer = inMemory
+            try await fanout(inMemory, options: options, progress: progress, preferring: nil, into: &fields)
+        }
+        json.add("ok", true)
+        json.add("layer", workload == .fanoutFloor ? "none" : options.layer.rawValue)
+        json.add("on_loop", false)
+        json.add("busy_poll_us", 0)
+        json.add("tls", false)
+        json.add("cluster", false)
+        json.add("spread", 1)
+        json.append(contentsOf: fields)
+        if let layer { json.add("layer_dropped", layer.statistics.droppedMessages) }
+        report(json.string, status: 0)
+    } catch {
+        status = 1
+        report(errorLine(workload: workload.rawValue, "\(error) [during \(progress.summary)]"), status: 1)
+    }
+    watchdog.rearm(seconds: 10)
+    await layer?.close()
     return status
 }
 
@@ -440,12 +483,18 @@ func latency(_ bench: Bench, into json: inout JSONLine) async throws {
 
 // MARK: - fanout
 
-func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
-    let layer = bench.layer
-    let progress = bench.progress
-    let count = bench.options.count
-    let memberCount = bench.options.members
-    let senders = bench.options.senders
+/// Generic over the layer: the Redis layer's rows, and the in-memory layer's (its channel buffers and groups without
+/// Redis or the loop thread).
+func fanout(
+    _ layer: some ChannelLayer,
+    options: Options,
+    progress: Progress,
+    preferring executor: (any TaskExecutor)?,
+    into json: inout JSONLine
+) async throws {
+    let count = options.count
+    let memberCount = options.members
+    let senders = options.senders
     let group = "benchgroup\(getpid())"
 
     progress.enter("fanout: creating \(memberCount) members")
@@ -461,7 +510,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
             }
             started += 1
         }
-        while started < min(bench.options.batch, memberCount) { addMember() }
+        while started < min(options.batch, memberCount) { addMember() }
         while let sequence = try await tasks.next() {
             all.append(sequence)
             progress.subscribed.store(all.count, ordering: .relaxed)
@@ -471,7 +520,7 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     }
 
     // One consumer task per member; each takes the warm-up message, then `count` messages.
-    let consumers = Consumers(sequences.map { ($0, count) }, warmUp: true, preferring: bench.preferredExecutor, progress: progress)
+    let consumers = Consumers(sequences.map { ($0, count) }, warmUp: true, preferring: executor, progress: progress)
     progress.enter("fanout: warm-up")
     let message = Payload.message()
     try await layer.groupSend(message, to: group)
@@ -484,15 +533,28 @@ func fanout(_ bench: Bench, into json: inout JSONLine) async throws {
     try await consumers.finish()
     let cpu = processCPUNs() - cpuStart
     let seconds = max(Double(consumers.finished.finishedAt - start) / 1e9, 1e-9)
-    let deliveries = consumers.delivered.value
-    json.add("members", memberCount)
+    addFanoutFields(
+        members: memberCount,
+        count: count,
+        senders: senders,
+        deliveries: consumers.delivered.value,
+        seconds: seconds,
+        cpuNs: cpu,
+        into: &json
+    )
+}
+
+/// The figures of a fan-out line (fanout, and fanout-floor that bounds it): `count` group sends to `members`, CPU
+/// per group send.
+func addFanoutFields(members: Int, count: Int, senders: Int, deliveries: Int, seconds: Double, cpuNs: UInt64, into json: inout JSONLine) {
+    json.add("members", members)
     json.add("count", count)
     json.add("senders", senders)
     json.add("deliveries", deliveries)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
     json.add("deliveries_per_sec", Double(deliveries) / seconds, digits: 1)
-    json.add("cpu_us_per_msg", Double(cpu) / 1e3 / Double(max(count, 1)), digits: 3)
+    json.add("cpu_us_per_msg", Double(cpuNs) / 1e3 / Double(max(count, 1)), digits: 3)
 }
 
 // MARK: - memory
