@@ -78,9 +78,16 @@ enum NameValidation {
             let characters = name.unicodeScalars.count
             if characters >= maxNameLength { return .tooLong(characters: characters) }
         }
+        // A native string's bytes are contiguous: scanning them as a buffer is several times faster than through
+        // `UTF8View`'s iterator (this ran at about 2% of the CPU of 64 awaited senders, on every send).
+        return utf8.withContiguousStorageIfAvailable { firstViolation(inBytes: $0, kind: kind) } ?? firstViolation(inBytes: utf8, kind: kind)
+    }
+
+    @inline(__always)
+    private static func firstViolation(inBytes bytes: some Collection<UInt8>, kind: Kind) -> Violation? {
         var offset = 0
         var seenBang = false
-        for byte in utf8 {
+        for byte in bytes {
             defer { offset &+= 1 }
             if isNameByte(byte) { continue }
             guard byte == UInt8(ascii: "!"), kind == .channel else { return .character(byteOffset: offset) }
