@@ -5,7 +5,8 @@
 # channels-redis-bench binary (e.g. a release build of main and one of a branch) and the C
 # hiredis-baseline, ROUNDS rounds, each running every row with each program in turn, against one
 # loopback redis-server it starts. Rows: 1/8/64 awaited senders (C: windows 1/8/64), ping-pong,
-# latency at 1,000 and 10,000 msg/s, fan-out to 100 and 1,000 members (C: windows 1,000 and 8;
+# latency at 1,000 and 10,000 msg/s (C also with --consumer-thread: its lines carry
+# "consumer_thread": true), fan-out to 100 and 1,000 members (C: windows 1,000 and 8;
 # Swift also the task hand-off floor, fanout-floor, and the in-memory layer, neither using Redis),
 # and (Swift) the idle 10,000-channel layer. Appends the programs' JSON lines to OUT, each with
 # "label", "round" and "load" (the load average when it ended). .ci/bench/run stays the canonical
@@ -37,6 +38,8 @@ for r in $(seq "$ROUNDS"); do
       for w in 1:10000 8:50000 64:100000; do run C "$B" --workload throughput --window "${w%%:*}" --count "${w##*:}"; done
       run C "$B" --workload pingpong --count 10000
       for rate in 1000 10000; do run C "$B" --workload latency --rate $rate --seconds 3; done
+      # The same with each message handed to a consumer thread that takes the receive time.
+      for rate in 1000 10000; do run C "$B" --workload latency --rate $rate --seconds 3 --consumer-thread; done
       for f in 100:20000 1000:4000; do
         run C "$B" --workload fanout --members "${f%%:*}" --count "${f##*:}" --window 1000
         run C "$B" --workload fanout --members "${f%%:*}" --count "${f##*:}" --window 8

@@ -1,9 +1,10 @@
 /*
  * hiredis-baseline: the "ceiling" for the ChannelsRedis benchmark.
  *
- * A single-threaded C program on hiredis (0.14.1 async API) + libevent that runs the same
- * workloads as the Swift layer's benchmark (channels-redis-bench) and the Python peer
- * (.ci/bench/peer_bench.py), against a Redis server on 127.0.0.1, and prints ONE JSON line.
+ * A single-threaded C program (two threads with --consumer-thread, below) on hiredis (0.14.1
+ * async API) + libevent that runs the same workloads as the Swift layer's benchmark
+ * (channels-redis-bench) and the Python peer (.ci/bench/peer_bench.py), against a Redis server
+ * on 127.0.0.1, and prints ONE JSON line.
  * The JSON schema is documented at the top of .ci/bench/run.
  *
  * One event_base, two async contexts: a publisher (never subscribes) and a subscriber (only
@@ -27,13 +28,30 @@
  *   scale       subscribe to --extra-channels other channels first (batched SUBSCRIBEs), then
  *               run throughput.
  *
+ * --consumer-thread (latency and pingpong only): the I/O thread does not take the receive time
+ * itself. It copies each received payload into a queue (a ring under a mutex) that one consumer
+ * pthread drains, blocking on a condition variable while the queue is empty, and signals that
+ * condition variable only when the consumer is waiting on it (the consumer's "waiting" flag, under
+ * the mutex), as a runtime wakes a sleeping worker thread. The consumer takes the receive time
+ * (same clock), parses the payload and records the sample: the hand-off a Swift consumer task on
+ * the global executor pays, done in C, the bound of the Swift rows that pay it. The consumer tells
+ * the I/O thread through a pipe the I/O thread watches (libevent's threading is not enabled: every
+ * libevent and hiredis call stays on the I/O thread): "all samples taken" (finish), "a payload was
+ * not ours" (fail) and, for pingpong, "received, send the next one" (a second hand-off, as a Swift
+ * task's send to the loop thread). The samples are written only by the consumer during the run and
+ * read after it has been joined. The JSON carries "consumer_thread" (true|false) and, when true,
+ * "consumer_wakeups" (signals sent to the waiting consumer) and "queue_full_waits" (the I/O thread
+ * blocked because the consumer was QUEUE_SLOTS messages behind; 0 unless it fell far behind).
+ *
  * hiredis 0.14.1 notes (see shared/DESIGN.md section 3): every subscription callback checks the
  * reply's kind and channel itself; nothing but SUBSCRIBE is sent on the subscriber; nothing is
  * freed in the connect callback; contexts are freed only after the event loop has returned.
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -132,6 +150,7 @@ struct bench {
     uint64_t members;
     uint64_t extra_channels;
     double timeout;
+    int consumer_thread;
 
     struct event_base *base;
     redisAsyncContext *pub;
@@ -139,6 +158,7 @@ struct bench {
     struct event *timeout_ev;
     struct event *tick_ev;  /* latency: send timer */
     struct event *grace_ev; /* latency: wait for stragglers after the last send */
+    struct event *notify_ev;/* --consumer-thread: the consumer's messages (read end of Q.notify) */
 
     char channel[64];
     unsigned char payload[PAYLOAD_LEN];
@@ -169,6 +189,37 @@ struct bench {
 };
 
 static struct bench B;
+
+/* --consumer-thread: the queue from the I/O thread to the consumer thread, and the consumer's own
+ * state (its own cache lines: the I/O thread writes B's fields meanwhile). */
+enum { QUEUE_SLOTS = 1024 };
+struct item {
+    uint64_t ping_sent_ns; /* pingpong: when the I/O thread sent this message */
+    unsigned char payload[PAYLOAD_LEN];
+};
+static struct queue {
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty; /* the consumer waits on it while the queue is empty */
+    pthread_cond_t nonfull;  /* the I/O thread waits on it while the ring is full */
+    uint64_t head, tail;     /* items [head, tail) are queued, in slots[i % QUEUE_SLOTS] */
+    int consumer_waiting;    /* the consumer is (about to be) blocked on nonempty */
+    int producer_waiting;    /* the I/O thread is blocked on nonfull */
+    int stop;
+    uint64_t wakeups;        /* nonempty signals (I/O thread, under mu) */
+    uint64_t full_waits;     /* I/O thread, under mu */
+    int notify[2];           /* pipe: consumer -> I/O thread, one byte per note (NOTE_*) */
+    pthread_t thread;
+    struct item slots[QUEUE_SLOTS];
+} Q = {.mu = PTHREAD_MUTEX_INITIALIZER, .nonempty = PTHREAD_COND_INITIALIZER, .nonfull = PTHREAD_COND_INITIALIZER,
+       .notify = {-1, -1}};
+
+/* written only by the consumer thread while it runs; read by the I/O thread after joining it */
+static struct consumer {
+    _Alignas(64) uint64_t consumed;
+    uint64_t nsamples;
+    uint64_t last_recv_ns;
+    int bad_payload;
+} C;
 
 static void fail(const char *what, const char *detail) {
     if (!B.failed) {
@@ -299,7 +350,19 @@ static int reply_is(const redisReply *e, const char *s) {
     return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, s, n) == 0;
 }
 
+static void queue_push(const char *data, uint64_t ping_sent_ns);
+
 static void on_message(const char *data, size_t len) {
+    if (B.consumer_thread) {
+        /* no timestamp here: the consumer thread takes it once it has the message */
+        if (len != PAYLOAD_LEN) {
+            fail("received a payload that is not ours", "");
+            return;
+        }
+        B.received++;
+        queue_push(data, B.ping_sent_ns);
+        return;
+    }
     uint64_t now = now_ns();
     uint64_t ts = 0;
     if (payload_parse(data, len, &ts) != 0) {
@@ -336,6 +399,135 @@ static void on_message(const char *data, size_t len) {
         if (B.received == latency_total()) finish();
         break;
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* --consumer-thread                                                                          */
+
+enum { NOTE_NEXT = 'n', NOTE_FINISH = 'f', NOTE_BAD = 'e' };
+
+/* consumer thread -> I/O thread (write(2) on a pipe is thread-safe; the I/O thread reads it) */
+static void notify_io(char note) {
+    ssize_t n;
+    do {
+        n = write(Q.notify[1], &note, 1);
+    } while (n < 0 && errno == EINTR);
+    /* n < 0 with EAGAIN: 64 KiB of notes unread, which one consumer of one I/O thread cannot reach */
+}
+
+/* I/O thread, from on_message */
+static void queue_push(const char *data, uint64_t ping_sent_ns) {
+    pthread_mutex_lock(&Q.mu);
+    while (Q.tail - Q.head == QUEUE_SLOTS) {
+        Q.full_waits++;
+        Q.producer_waiting = 1;
+        pthread_cond_wait(&Q.nonfull, &Q.mu);
+    }
+    struct item *it = &Q.slots[Q.tail % QUEUE_SLOTS];
+    it->ping_sent_ns = ping_sent_ns;
+    memcpy(it->payload, data, PAYLOAD_LEN);
+    Q.tail++;
+    if (Q.consumer_waiting) { /* only a sleeping consumer needs the signal */
+        Q.consumer_waiting = 0;
+        Q.wakeups++;
+        pthread_cond_signal(&Q.nonempty);
+    }
+    pthread_mutex_unlock(&Q.mu);
+}
+
+/* consumer thread: one message, `now` taken as soon as it was dequeued */
+static void consume(const struct item *it, uint64_t now) {
+    uint64_t ts = 0;
+    if (payload_parse((const char *)it->payload, PAYLOAD_LEN, &ts) != 0) {
+        if (!C.bad_payload) {
+            C.bad_payload = 1;
+            notify_io(NOTE_BAD);
+        }
+        return;
+    }
+    C.consumed++;
+    if (B.workload == W_PINGPONG) {
+        if (C.nsamples < B.cap_samples) B.samples[C.nsamples++] = now - it->ping_sent_ns;
+        notify_io(C.consumed == B.count ? NOTE_FINISH : NOTE_NEXT);
+    } else {
+        if (C.nsamples < B.cap_samples) B.samples[C.nsamples++] = now >= ts ? now - ts : 0;
+        C.last_recv_ns = now;
+        if (C.consumed == latency_total()) notify_io(NOTE_FINISH);
+    }
+}
+
+static void *consumer_main(void *arg) {
+    (void)arg;
+    struct item it;
+    pthread_mutex_lock(&Q.mu);
+    for (;;) {
+        while (Q.head == Q.tail && !Q.stop) {
+            Q.consumer_waiting = 1;
+            pthread_cond_wait(&Q.nonempty, &Q.mu);
+        }
+        if (Q.stop) break; /* set by the I/O thread after its loop returned: nothing more counts */
+        it = Q.slots[Q.head % QUEUE_SLOTS];
+        Q.head++;
+        if (Q.producer_waiting) {
+            Q.producer_waiting = 0;
+            pthread_cond_signal(&Q.nonfull);
+        }
+        pthread_mutex_unlock(&Q.mu);
+        consume(&it, now_ns());
+        pthread_mutex_lock(&Q.mu);
+    }
+    pthread_mutex_unlock(&Q.mu);
+    return NULL;
+}
+
+/* I/O thread: the consumer's notes */
+static void on_notify(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    (void)arg;
+    char notes[64];
+    ssize_t n;
+    while ((n = read(fd, notes, sizeof notes)) > 0 || (n < 0 && errno == EINTR)) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (B.done || B.failed) return;
+            switch (notes[i]) {
+            case NOTE_NEXT:
+                B.ping_sent_ns = now_ns();
+                publish_payload();
+                break;
+            case NOTE_FINISH:
+                finish();
+                break;
+            case NOTE_BAD:
+                fail("received a payload that is not ours", "");
+                break;
+            }
+        }
+    }
+}
+
+/* 0, or an errno value */
+static int consumer_start(void) {
+    if (pipe(Q.notify) != 0) return errno;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(Q.notify[i], F_GETFL);
+        if (fl < 0 || fcntl(Q.notify[i], F_SETFL, fl | O_NONBLOCK) != 0) return errno;
+        if (fcntl(Q.notify[i], F_SETFD, FD_CLOEXEC) != 0) return errno;
+    }
+    B.notify_ev = event_new(B.base, Q.notify[0], EV_READ | EV_PERSIST, on_notify, NULL);
+    if (!B.notify_ev || event_add(B.notify_ev, NULL) != 0) return ENOMEM;
+    return pthread_create(&Q.thread, NULL, consumer_main, NULL);
+}
+
+/* I/O thread, after its loop returned: stop and join the consumer; its figures are ours then */
+static void consumer_stop(void) {
+    pthread_mutex_lock(&Q.mu);
+    Q.stop = 1;
+    pthread_cond_signal(&Q.nonempty);
+    pthread_mutex_unlock(&Q.mu);
+    pthread_join(Q.thread, NULL);
+    B.received = C.consumed;
+    B.nsamples = C.nsamples;
+    B.last_recv_ns = C.last_recv_ns;
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
@@ -472,6 +664,9 @@ static void print_result(void) {
     if (secs <= 0) secs = 1e-9;
     double cpu_us_per_msg = (double)(B.end_cpu_ns - B.start_cpu_ns) / 1e3 / (double)(B.count ? B.count : 1);
     printf("{\"impl\":\"c-hiredis\",\"workload\":\"%s\",\"ok\":true", w);
+    printf(",\"consumer_thread\":%s", B.consumer_thread ? "true" : "false");
+    if (B.consumer_thread)
+        printf(",\"consumer_wakeups\":%" PRIu64 ",\"queue_full_waits\":%" PRIu64, Q.wakeups, Q.full_waits);
     switch (B.workload) {
     case W_THROUGHPUT:
     case W_SCALE:
@@ -523,7 +718,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hiredis-baseline [--host H] [--port P] --workload throughput|pingpong|latency|fanout|scale\n"
             "                        [--count N] [--window W] [--rate R] [--seconds S] [--members K]\n"
-            "                        [--extra-channels K] [--timeout S] [--json] [--dump-payload]\n"
+            "                        [--extra-channels K] [--timeout S] [--consumer-thread] [--json]\n"
+            "                        [--dump-payload]\n"
+            "--consumer-thread (latency, pingpong): the I/O thread hands each received message to a\n"
+            "consumer thread (mutex + condition variable queue; the consumer sleeps while it is empty),\n"
+            "which takes the receive time and records the sample: the hand-off of a Swift consumer task.\n"
             "Prints one JSON line (schema: .ci/bench/run). Exit status 0 on success, 1 on a failed run,\n"
             "2 on bad arguments.\n");
 }
@@ -571,6 +770,9 @@ int main(int argc, char **argv) {
             continue; /* always JSON; accepted for symmetry with the other programs */
         } else if (!strcmp(a, "--dump-payload")) {
             dump = 1;
+            continue;
+        } else if (!strcmp(a, "--consumer-thread")) {
+            B.consumer_thread = 1;
             continue;
         } else if (v == NULL) {
             bad = 1;
@@ -620,6 +822,10 @@ int main(int argc, char **argv) {
     }
     if (!workload_set) {
         usage(stderr);
+        return 2;
+    }
+    if (B.consumer_thread && B.workload != W_LATENCY && B.workload != W_PINGPONG) {
+        fprintf(stderr, "hiredis-baseline: --consumer-thread is for the latency and pingpong workloads\n");
         return 2;
     }
     if (B.workload == W_LATENCY && latency_total() == 0) {
@@ -677,9 +883,21 @@ int main(int argc, char **argv) {
     struct timeval tmo = {(time_t)B.timeout, (suseconds_t)((B.timeout - (double)(time_t)B.timeout) * 1e6)};
     evtimer_add(B.timeout_ev, &tmo);
 
+    int consumer_running = 0;
+    if (B.consumer_thread) {
+        int err = consumer_start();
+        if (err == 0) {
+            consumer_running = 1;
+        } else {
+            B.failed = 1;
+            snprintf(B.error, sizeof B.error, "could not start the consumer thread: %s", strerror(err));
+        }
+    }
+
     B.sub_start_ns = now_ns();
-    subscribe_all(); /* queued; written once the connection is up */
+    if (!B.failed) subscribe_all(); /* queued; written once the connection is up */
     if (!B.failed) event_base_dispatch(B.base);
+    if (consumer_running) consumer_stop();
 
     print_result();
     fflush(stdout);
@@ -693,6 +911,9 @@ int main(int argc, char **argv) {
     event_free(B.timeout_ev);
     event_free(B.tick_ev);
     event_free(B.grace_ev);
+    if (B.notify_ev) event_free(B.notify_ev);
+    for (int i = 0; i < 2; i++)
+        if (Q.notify[i] >= 0) close(Q.notify[i]);
     event_base_free(B.base);
     free(B.samples);
     free(B.mem);
