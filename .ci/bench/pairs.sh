@@ -7,7 +7,8 @@
 # loopback redis-server it starts. Rows: 1/8/64 awaited senders (C: windows 1/8/64), ping-pong,
 # latency at 1,000 and 10,000 msg/s (C also with --consumer-thread: its lines carry
 # "consumer_thread": true), fan-out to 100 and 1,000 members (C: windows 1,000 and 8;
-# Swift also the task hand-off floor, fanout-floor, and the in-memory layer, neither using Redis),
+# Swift also the task hand-off floor, fanout-floor, and the in-memory layer, neither using Redis;
+# and after each awaited-senders row its hand-off floor, send-floor),
 # and (Swift) the idle 10,000-channel layer. Appends the programs' JSON lines to OUT, each with
 # "label", "round" and "load" (the load average when it ended). .ci/bench/run stays the canonical
 # full table; this is the short, interleaved A/B.
@@ -47,7 +48,10 @@ for r in $(seq "$ROUNDS"); do
     else
       name=${spec%%=*}; rest=${spec#*=}; B=${rest%%:*}; extra=""; [ "$rest" != "$B" ] && extra=${rest#*:}
       # shellcheck disable=SC2086
-      { for w in 1:10000 8:50000 64:100000; do run "$name" "$B" --workload throughput --senders "${w%%:*}" --count "${w##*:}" $extra; done
+      { for w in 1:10000 8:50000 64:100000; do
+          run "$name" "$B" --workload throughput --senders "${w%%:*}" --count "${w##*:}" $extra
+          run "$name" "$B" --workload send-floor --senders "${w%%:*}" --count "${w##*:}"  # no Redis: no extra args
+        done
         run "$name" "$B" --workload pingpong --count 10000 $extra
         for rate in 1000 10000; do run "$name" "$B" --workload latency --rate $rate --seconds 3 $extra; done
         for f in 100:20000 1000:4000; do

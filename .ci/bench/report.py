@@ -24,6 +24,7 @@ REQUIRED = {
                 "p50_us", "p99_us", "p999_us", "max_us", "max_send_lag_us"],
     "fanout": ["members", "count", "deliveries", "seconds", "msgs_per_sec", "deliveries_per_sec"],
     "fanout-floor": ["members", "count", "deliveries", "seconds", "msgs_per_sec", "deliveries_per_sec", "cpu_us_per_msg"],
+    "send-floor": ["count", "senders", "seconds", "msgs_per_sec", "cpu_us_per_msg"],
     "scale": ["extra_channels", "count", "senders", "subscribe_seconds", "seconds", "msgs_per_sec"],
     "memory": ["channels", "rss_before_bytes", "rss_after_bytes", "bytes_per_channel"],
     "publish": ["clients", "pipeline", "count", "msgs_per_sec"],
@@ -57,7 +58,7 @@ def check(obj, impl, workload):
         return problems
     if workload in ("fanout", "fanout-floor") and obj["deliveries"] != obj["count"] * obj["members"]:
         problems.append(f"deliveries {obj['deliveries']} != count x members")
-    if workload in ("throughput", "scale", "pingpong", "fanout", "fanout-floor", "publish") and obj["msgs_per_sec"] <= 0:
+    if workload in ("throughput", "scale", "pingpong", "fanout", "fanout-floor", "send-floor", "publish") and obj["msgs_per_sec"] <= 0:
         problems.append("msgs_per_sec is not positive")
     if workload == "latency" and obj["received"] == 0:
         problems.append("no message received")
@@ -204,6 +205,13 @@ def rows_for(results):
             del aw["channels_redis"]  # no such run of channels_redis
             tasks = "1 task awaiting each send" if w == 1 else f"{w} tasks awaiting each send"
             rows.append((f"{tasks} (C: window of {w}), {what}", "↓" if kind == "cpu" else "↑", kind, aw))
+        # What bounds them (Swift only): the two hand-offs of an awaited send alone, task to a service thread and
+        # back, with no Redis and no layer (send-floor).
+        if any(r.get("impl") == "swift" and r.get("workload") == "send-floor" and r.get("senders") == w for r in results):
+            tasks = "1 task awaiting each send" if w == 1 else f"{w} tasks awaiting each send"
+            for field, kind, what in (("msgs_per_sec", "rate", "round trips/s"), ("cpu_us_per_msg", "cpu", "CPU µs per round trip")):
+                rows.append((f"{tasks}, hand-off floor (no Redis, no layer), {what}", "↓" if kind == "cpu" else "↑", kind,
+                             {"swift": ("send-floor", field, {"senders": w, "layer": "none"})}))
     pp = same("pingpong", "msgs_per_sec")
     pp["redis-benchmark"] = ("publish", "msgs_per_sec", {"clients": 1, "pipeline": 1})
     rows.append(("ping-pong, msgs/s (one sender, wait for each)", "↑", "rate", pp))

@@ -91,10 +91,10 @@ extension RedisPubSubChannelLayer {
         /// yields its core to other runnable threads between polls); a layer that publishes nothing
         /// (only receives, or is idle: liveness probes do not count) never polls. Turn it off where
         /// CPU counts more than round trips: a steady stream of sends spaced wider than the poll
-        /// costs up to this much loop-thread CPU per send. On a machine with few cores it lengthens
-        /// the latency tail of a consumer on the global executor (the polling thread holds a core
-        /// that consumer's thread needs): run such a consumer on ``RedisPubSubChannelLayer/taskExecutor``,
-        /// or turn this off.
+        /// costs up to this much loop-thread CPU per send. On a busy machine with few cores it can
+        /// lengthen the latency tail of a consumer on the global executor (the polling thread holds
+        /// a core that consumer's thread needs; on a quiet one it did not, see <doc:Performance>):
+        /// run such a consumer on ``RedisPubSubChannelLayer/taskExecutor``, or turn this off.
         public var replyPoll: Duration
         /// How long a local channel may hold messages with no consumer taking any before it counts
         /// as unconsumed: ``RedisPubSubChannelLayer/Statistics/unconsumedChannels`` (and the

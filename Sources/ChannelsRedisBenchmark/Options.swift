@@ -2,7 +2,7 @@
 
 let usageText = """
     usage: channels-redis-bench --port P [--host 127.0.0.1]
-               --workload throughput|pingpong|latency|fanout|fanout-floor|scale|memory
+               --workload throughput|pingpong|latency|fanout|fanout-floor|send-floor|scale|memory
                [--count N] [--senders S] [--rate R] [--seconds S] [--members K] [--window W]
                [--layer redis|in-memory]
                [--extra-channels K] [--channels K] [--batch B] [--send-batch B] [--on-loop] [--resubscribe]
@@ -20,6 +20,11 @@ let usageText = """
                          message to --members consumer tasks (global executor), --count times, each
                          through a mutex, a deque and at most one waiting continuation, resumed
                          after the message went to every member; --host/--port are ignored
+      send-floor         no Redis, no layer: the two hand-offs of an awaited send alone, the bound of
+                         the "N tasks awaiting each send" rows. --senders tasks (global executor)
+                         share --count round trips, each handing a request to one service thread
+                         (a mutex, a queue, a condition variable it sleeps on when the queue is
+                         empty) and awaiting its resume; --host/--port are ignored
       --window W         fanout-floor: the producer stays at most W messages ahead of the slowest
                          consumer (default 8, for the fanout workload's 8 awaiting senders, which
                          bound the PUBLISHes in flight rather than how far its consumers lag;
@@ -59,6 +64,10 @@ let usageText = """
 enum Workload: String, Sendable, CaseIterable {
     case throughput, pingpong, latency, fanout, scale, memory
     case fanoutFloor = "fanout-floor"
+    case sendFloor = "send-floor"
+
+    /// Runs with no Redis and no Redis layer (`runWithoutRedis`).
+    var isFloor: Bool { self == .fanoutFloor || self == .sendFloor }
 }
 
 /// The layer a workload runs on (`--layer`).
@@ -190,14 +199,14 @@ struct Options: Sendable {
         if layer == .inMemory && workload != .fanout {
             throw Invalid(message: "--layer in-memory runs --workload fanout only")
         }
-        if layer == .inMemory || workload == .fanoutFloor {
+        if layer == .inMemory || workload?.isFloor == true {
             // What only the Redis layer has: refused rather than silently ignored.
             let redisOnly = [
                 ("--on-loop", onLoop), ("--tls-ca", tlsCA != nil), ("--cluster", clusterSeeds != nil), ("--spread", spread > 1),
                 ("--busy-poll-us", busyPollMicroseconds > 0), ("--reply-poll-us", replyPollMicroseconds != nil),
             ]
             if let (flag, _) = redisOnly.first(where: { $0.1 }) {
-                let without = workload == .fanoutFloor ? "--workload fanout-floor" : "--layer in-memory"
+                let without = workload?.isFloor == true ? "--workload \(workloadName)" : "--layer in-memory"
                 throw Invalid(message: "\(flag) needs the Redis layer, which \(without) does not use")
             }
         }

@@ -129,7 +129,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
 
     let progress = Progress()
     let watchdog = Watchdog(workload: workload.rawValue, seconds: options.timeout, progress: progress)
-    if workload == .fanoutFloor || options.layer == .inMemory {
+    if workload.isFloor || options.layer == .inMemory {
         return await runWithoutRedis(options, workload: workload, progress: progress, watchdog: watchdog)
     }
     let address: RedisEndpoint.Address
@@ -147,7 +147,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
     switch workload {
     case .throughput, .scale, .fanout: configuration.capacity = max(10_000, options.count + 1_000)
     case .latency: configuration.capacity = max(10_000, options.latencyTotal + 1_000)
-    case .pingpong, .memory, .fanoutFloor: break
+    case .pingpong, .memory, .fanoutFloor, .sendFloor: break
     }
     let layer: RedisPubSubChannelLayer
     do {
@@ -176,7 +176,7 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
             try await withTaskExecutorPreference(bench.preferredExecutor) { try await latency(bench, into: &fields) }
         case .fanout:
             try await fanout(layer, options: options, progress: progress, preferring: bench.preferredExecutor, into: &fields)
-        case .fanoutFloor: throw BenchError("fanout-floor runs without a layer")  // runWithoutRedis's
+        case .fanoutFloor, .sendFloor: throw BenchError("\(workload.rawValue) runs without a layer")  // runWithoutRedis's
         case .memory: try await memory(bench, into: &fields)
         }
         json.add("ok", true)
@@ -203,8 +203,8 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
     return status
 }
 
-/// The workloads that need no Redis: fanout on `InMemoryChannelLayer` (`--layer in-memory`) and fanout-floor (no
-/// layer at all). The line carries the fields of a Redis line that still mean something, with the values a Redis
+/// The workloads that need no Redis: fanout on `InMemoryChannelLayer` (`--layer in-memory`), fanout-floor and
+/// send-floor (no layer at all). The line carries the fields of a Redis line that still mean something, with the values a Redis
 /// run without those options has, so the report tells the rows apart by "layer" and "workload" alone.
 func runWithoutRedis(_ options: Options, workload: Workload, progress: Progress, watchdog: Watchdog) async -> Int32 {
     var json = JSONLine()
@@ -217,6 +217,8 @@ func runWithoutRedis(_ options: Options, workload: Workload, progress: Progress,
         var fields = JSONLine()
         if workload == .fanoutFloor {
             try await fanoutFloor(options, progress: progress, into: &fields)
+        } else if workload == .sendFloor {
+            try await sendFloor(options, progress: progress, into: &fields)
         } else {
             // Buffers that hold a whole run, as the Redis layer's (runBenchmark says why).
             let inMemory = try InMemoryChannelLayer(configuration: .init(capacity: max(10_000, options.count + 1_000)))
@@ -224,7 +226,7 @@ func runWithoutRedis(_ options: Options, workload: Workload, progress: Progress,
             try await fanout(inMemory, options: options, progress: progress, preferring: nil, into: &fields)
         }
         json.add("ok", true)
-        json.add("layer", workload == .fanoutFloor ? "none" : options.layer.rawValue)
+        json.add("layer", workload.isFloor ? "none" : options.layer.rawValue)
         json.add("on_loop", false)
         json.add("busy_poll_us", 0)
         json.add("tls", false)
