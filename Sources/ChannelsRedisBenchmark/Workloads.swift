@@ -204,8 +204,8 @@ func runBenchmark(_ arguments: [String]) async -> Int32 {
 }
 
 /// The workloads that need no Redis: fanout on `InMemoryChannelLayer` (`--layer in-memory`), fanout-floor and
-/// send-floor (no layer at all). The line carries the fields of a Redis line that still mean something, with the values a Redis
-/// run without those options has, so the report tells the rows apart by "layer" and "workload" alone.
+/// send-floor (no layer at all). The line carries the fields of a Redis line that still mean something, with the
+/// values a Redis run without those options has, so the report tells the rows apart by "layer" and "workload" alone.
 func runWithoutRedis(_ options: Options, workload: Workload, progress: Progress, watchdog: Watchdog) async -> Int32 {
     var json = JSONLine()
     json.add("impl", "swift")
