@@ -146,8 +146,10 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     public nonisolated(nonsending) func newChannel(prefix: String = "specific.") async throws -> String {
         let name = "\(configuration.prefix)\(prefix)\(UUIDHex.random())"
         try NameValidation.validateChannel(name)
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
-            engine.newChannel(name, continuation: continuation)
+        try await onLoop { (continuation: RedisShard.Continuation) in
+            { [engine] in
+                engine.newChannel(name, continuation: continuation)
+            }
         }
         return name
     }
@@ -269,9 +271,11 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     /// - Throws: ``ChannelLayerError``: `invalidName`, `layerClosed`.
     public nonisolated(nonsending) func discard(channel: String) async throws {
         try NameValidation.validateChannel(channel)
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
-            engine.discard(channel: channel)
-            continuation.resume()
+        try await onLoop { (continuation: RedisShard.Continuation) in
+            { [engine] in
+                engine.discard(channel: channel)
+                continuation.resume()
+            }
         }
     }
 
@@ -288,8 +292,10 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     public nonisolated(nonsending) func groupAdd(_ group: String, channel: String) async throws {
         try NameValidation.validateGroup(group)
         try NameValidation.validateChannel(channel)
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
-            engine.groupAdd(group, channel: channel, continuation: continuation)
+        try await onLoop { (continuation: RedisShard.Continuation) in
+            { [engine] in
+                engine.groupAdd(group, channel: channel, continuation: continuation)
+            }
         }
     }
 
@@ -302,9 +308,11 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     public nonisolated(nonsending) func groupDiscard(_ group: String, channel: String) async throws {
         try NameValidation.validateGroup(group)
         try NameValidation.validateChannel(channel)
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
-            engine.groupDiscard(group, channel: channel)
-            continuation.resume()
+        try await onLoop { (continuation: RedisShard.Continuation) in
+            { [engine] in
+                engine.groupDiscard(group, channel: channel)
+                continuation.resume()
+            }
         }
     }
 
@@ -346,8 +354,10 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
     ///
     /// Consumers of the dropped channels end with `channelClosed`.
     public nonisolated(nonsending) func flush() async throws {
-        try await onLoop { [engine] (continuation: RedisShard.Continuation) in
-            engine.flush(continuation: continuation)
+        try await onLoop { (continuation: RedisShard.Continuation) in
+            { [engine] in
+                engine.flush(continuation: continuation)
+            }
         }
     }
 
@@ -470,8 +480,10 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
 
     private nonisolated(nonsending) func publish(_ message: ChannelMessage, to redisChannel: String) async throws -> Int {
         let payload = try codec.encode(message)
-        return try await onLoop { [engine] (continuation: RedisShard.PublishContinuation) in
-            engine.publish(to: redisChannel, payload: payload, continuation: continuation)
+        return try await onLoop { (continuation: RedisShard.PublishContinuation) in
+            { [engine] in
+                engine.publish(to: redisChannel, payload: payload, continuation: continuation)
+            }
         }
     }
 
@@ -479,28 +491,39 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         var payloads = PayloadBatch(capacity: messages.count)
         for message in messages { try codec.encode(message, into: &payloads) }
         let batch = payloads
-        return try await onLoop { [engine] (continuation: RedisShard.PublishContinuation) in
-            engine.publish(to: redisChannel, payloads: batch, continuation: continuation)
+        return try await onLoop { (continuation: RedisShard.PublishContinuation) in
+            { [engine] in
+                engine.publish(to: redisChannel, payloads: batch, continuation: continuation)
+            }
         }
     }
 
     private nonisolated(nonsending) func mailbox(for channel: String) async throws -> ChannelMailbox {
-        try await onLoop { [engine] (continuation: LoopContinuation<ChannelMailbox>) in
-            engine.mailbox(for: channel, continuation: continuation)
+        try await onLoop { (continuation: LoopContinuation<ChannelMailbox>) in
+            { [engine] in
+                engine.mailbox(for: channel, continuation: continuation)
+            }
         }
     }
 
-    /// Runs `body` on the loop with a continuation that it (or something it starts) resumes once.
+    /// Runs on the loop the job that `makeJob` makes for the call's continuation, which the job (or
+    /// something it starts) resumes once.
+    ///
+    /// `makeJob` is not escaping and returns the job, rather than being the job, so that the job's
+    /// closure captures the call's arguments and the continuation at once: one closure context per
+    /// call instead of the caller's plus a wrapper that applies it to the continuation (about 9 % of
+    /// the allocations of an awaited send; see Benchmarks.md).
     private nonisolated(nonsending) func onLoop<Value: Sendable>(
-        _ body: @escaping @Sendable (LoopContinuation<Value>) -> Void
+        _ makeJob: (LoopContinuation<Value>) -> @Sendable () -> Void
     ) async throws -> Value {
         guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
         let value = try await withCheckedThrowingContinuation { (checked: CheckedContinuation<Value, any Error>) in
             let continuation = LoopContinuation(checked)
+            let job = makeJob(continuation)
             if loop.inLoop {
-                body(continuation)  // already on the loop (a task preferring `taskExecutor`)
-            } else if !loop.execute({ body(continuation) }) {
-                continuation.resume(throwing: ChannelLayerError.closed())
+                job()  // already on the loop (a task preferring `taskExecutor`)
+            } else if !loop.execute(job) {
+                continuation.resume(throwing: ChannelLayerError.closed())  // the job was dropped unrun
             }
         }
         LoopContinuation<Value>.passHandoff()  // pairs with the resume's (see LoopContinuation)
