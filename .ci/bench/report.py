@@ -208,7 +208,6 @@ def rows_for(results):
         # What bounds them (Swift only): the two hand-offs of an awaited send alone, task to a service thread and
         # back, with no Redis and no layer (send-floor).
         if any(r.get("impl") == "swift" and r.get("workload") == "send-floor" and r.get("senders") == w for r in results):
-            tasks = "1 task awaiting each send" if w == 1 else f"{w} tasks awaiting each send"
             for field, kind, what in (("msgs_per_sec", "rate", "round trips/s"), ("cpu_us_per_msg", "cpu", "CPU µs per round trip")):
                 rows.append((f"{tasks}, hand-off floor (no Redis, no layer), {what}", "↓" if kind == "cpu" else "↑", kind,
                              {"swift": ("send-floor", field, {"senders": w, "layer": "none"})}))

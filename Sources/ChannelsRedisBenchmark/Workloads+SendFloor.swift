@@ -99,21 +99,21 @@ final class FloorServiceThread: @unchecked Sendable {
 /// one ``FloorServiceThread``. Clock and CPU (the process's, every thread) from the first round trip to the last.
 func sendFloor(_ options: Options, progress: Progress, into json: inout JSONLine) async throws {
     let count = options.count
-    let senderCount = max(1, min(options.senders, count))
+    let shares = split(count, into: options.senders)  // as the throughput workload splits its sends
     let service = FloorServiceThread()
     service.start()
 
-    // Warm-up: every sender task exists and has made one round trip before the clock starts.
+    // Warm-up: the service thread and the cooperative pool's threads are running before the clock starts (the sender
+    // tasks themselves start with the clock, as the throughput workload's do).
     progress.enter("send-floor: warm-up")
     for _ in 0..<64 { await service.roundTrip() }
 
     progress.enter("send-floor")
-    let finished = Countdown(senderCount)
+    let finished = Countdown(shares.count)
     let done = Counter()
     let cpuStart = processCPUNs()
     let start = nowNs()
-    for sender in 0..<senderCount {
-        let share = count / senderCount + (sender < count % senderCount ? 1 : 0)
+    for share in shares {
         startTask(preferring: nil) {
             for _ in 0..<share { await service.roundTrip() }
             done.add(share)
@@ -127,7 +127,7 @@ func sendFloor(_ options: Options, progress: Progress, into json: inout JSONLine
     let sleeps = await service.stop()
     guard done.value == count else { throw BenchError("send-floor: \(done.value) of \(count) round trips") }
     json.add("count", count)
-    json.add("senders", senderCount)
+    json.add("senders", shares.count)
     json.add("send_batch", 1)
     json.add("seconds", seconds, digits: 4)
     json.add("msgs_per_sec", Double(count) / seconds, digits: 1)
