@@ -102,6 +102,11 @@ extension RedisPubSubChannelLayer {
         /// the oldest, at most once a minute. A channel lives until it is discarded, so this is how
         /// a forgotten ``RedisPubSubChannelLayer/discard(channel:)`` shows up in production.
         public var unconsumedChannelThreshold: Duration
+        /// Redis Cluster (`redis-cluster://` hosts) only: how often the slot map is fetched while
+        /// every primary is healthy. Redirects and lost connections fetch it sooner (at most every
+        /// 100 ms), and so does an unhealthy primary (every 500 ms), so this bounds only how late a
+        /// layer that sends nothing to a moved slot learns of the move. At least 100 milliseconds.
+        public var clusterSlotMapRefreshInterval: Duration
 
         /// Creates a configuration; every parameter has a default.
         public init(
@@ -120,7 +125,8 @@ extension RedisPubSubChannelLayer {
             onReconnect: String? = nil,
             busyPoll: Duration = .zero,
             unconsumedChannelThreshold: Duration = .seconds(60),
-            replyPoll: Duration = .microseconds(50)
+            replyPoll: Duration = .microseconds(50),
+            clusterSlotMapRefreshInterval: Duration = .seconds(10)
         ) {
             self.hosts = hosts
             self.prefix = prefix
@@ -138,6 +144,7 @@ extension RedisPubSubChannelLayer {
             self.busyPoll = busyPoll
             self.replyPoll = replyPoll
             self.unconsumedChannelThreshold = unconsumedChannelThreshold
+            self.clusterSlotMapRefreshInterval = clusterSlotMapRefreshInterval
         }
 
         func validated() throws(ChannelLayerError) -> [RedisEndpoint] {
@@ -161,6 +168,12 @@ extension RedisPubSubChannelLayer {
             }
             guard unconsumedChannelThreshold > .zero else {
                 throw ChannelLayerError(.invalidConfiguration, "unconsumedChannelThreshold must be positive, not \(unconsumedChannelThreshold)")
+            }
+            guard clusterSlotMapRefreshInterval >= .milliseconds(100) else {
+                throw ChannelLayerError(
+                    .invalidConfiguration,
+                    "clusterSlotMapRefreshInterval must be at least 100 milliseconds, not \(clusterSlotMapRefreshInterval)"
+                )
             }
             guard !prefix.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
                 throw ChannelLayerError(.invalidConfiguration, "prefix '\(prefix)' must be printable ASCII without spaces")

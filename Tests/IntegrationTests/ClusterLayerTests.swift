@@ -155,6 +155,17 @@ struct ClusterLayerTests {
         }
     }
 
+    /// While every primary is healthy the map is fetched every `clusterSlotMapRefreshInterval`.
+    @Test func theSlotMapIsFetchedEveryConfiguredInterval() async throws {
+        try await withClusterLayer(replicasPerPrimary: 0, configure: { $0.clusterSlotMapRefreshInterval = .milliseconds(200) }) { layer, _ in
+            _ = try await layer.newChannel()
+            try await eventually("every primary's shard is ready") { layer.isHealthy }
+            let before = layer.statistics.clusterSlotMapRefreshes
+            // Five fetches take a second at 200 ms; at the default 10 s this would time out.
+            try await eventually(timeout: .seconds(5), "five more fetches") { layer.statistics.clusterSlotMapRefreshes >= before + 5 }
+        }
+    }
+
     /// The port of the primary serving each name's slot.
     static func owners(of names: [String], in cluster: RedisCluster) async throws -> [String: Int] {
         var owners: [String: Int] = [:]
@@ -176,6 +187,15 @@ func withClusterLayer<Result>(
     configure(&configuration)
     let layer = try RedisPubSubChannelLayer(configuration: configuration)
     return try await closing(layer) { try await body($0, cluster) }
+}
+
+/// A second layer on `cluster` whose slot map goes stale: nothing subscribed through it tells it that a slot moved, and
+/// its periodic refresh is an hour away, so its next send to a moved slot meets the redirect.
+func staleMapLayer(_ cluster: RedisCluster, sendTimeout: Duration? = nil) throws -> RedisPubSubChannelLayer {
+    var configuration = RedisPubSubChannelLayer.Configuration(hosts: [cluster.url])
+    configuration.clusterSlotMapRefreshInterval = .seconds(3600)
+    if let sendTimeout { configuration.sendTimeout = sendTimeout }
+    return try RedisPubSubChannelLayer(configuration: configuration)
 }
 
 /// A cluster nobody answers for: operations fail with a typed error within bounds, none hangs.

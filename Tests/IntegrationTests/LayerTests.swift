@@ -839,6 +839,20 @@ struct LayerTests {
         }
     }
 
+    @Test func aClusterSlotMapRefreshIntervalUnder100MillisecondsIsAConfigurationError() throws {
+        for interval: Duration in [.zero, .milliseconds(99)] {
+            var configuration = RedisPubSubChannelLayer.Configuration()
+            configuration.clusterSlotMapRefreshInterval = interval
+            do {
+                _ = try RedisPubSubChannelLayer(configuration: configuration)
+                Issue.record("accepted clusterSlotMapRefreshInterval \(interval)")
+            } catch let error as ChannelLayerError {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.message.contains("clusterSlotMapRefreshInterval"))
+            }
+        }
+    }
+
     @Test func busyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
         for busyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
             var configuration = RedisPubSubChannelLayer.Configuration()

@@ -24,8 +24,8 @@ final class ClusterRouting {
     var failedRounds = 0
     var closed = false
 
-    /// How often the map is fetched while every primary is healthy, and while any is not (a failover is due).
-    static let refreshInterval: Duration = .seconds(10)
+    /// How often the map is fetched while any primary is unhealthy (a failover is due); while every one is healthy,
+    /// ``RedisPubSubChannelLayer/Configuration/clusterSlotMapRefreshInterval``.
     static let unhealthyRefreshInterval: Duration = .milliseconds(500)
     /// The shortest pause between two fetches asked for by redirects and losses.
     static let minimumRefreshPause: Duration = .milliseconds(100)
@@ -246,7 +246,7 @@ extension PubSubEngine {
         } else if cluster.shardsByPrimary.values.contains(where: { !$0.health.isHealthy }) {
             delay = ClusterRouting.unhealthyRefreshInterval
         } else {
-            delay = ClusterRouting.refreshInterval
+            delay = configuration.clusterSlotMapRefreshInterval
         }
         cluster.refreshAgain = false
         scheduleClusterRefresh(after: delay)
