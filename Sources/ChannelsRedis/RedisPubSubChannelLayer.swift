@@ -517,8 +517,7 @@ public final class RedisPubSubChannelLayer: ChannelLayer, Sendable {
         _ makeJob: (LoopContinuation<Value>) -> @Sendable () -> Void
     ) async throws -> Value {
         guard !closed.load(ordering: .relaxed) else { throw ChannelLayerError.closed() }
-        let value = try await withCheckedThrowingContinuation { (checked: CheckedContinuation<Value, any Error>) in
-            let continuation = LoopContinuation(checked)
+        let value = try await LoopContinuation<Value>.withContinuation { continuation in
             let job = makeJob(continuation)
             if loop.inLoop {
                 job()  // already on the loop (a task preferring `taskExecutor`)

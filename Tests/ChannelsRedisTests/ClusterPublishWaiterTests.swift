@@ -28,12 +28,12 @@ struct ClusterPublishWaiterTests {
         for payload in payloads { batch.append { $0.append(contentsOf: payload) } }
         let clusterPayloads: PubSubEngine.ClusterPayloads = payloads.count == 1 ? .one(payloads[0]) : .batch(batch)
         do {
-            let receivers = try await withCheckedThrowingContinuation { (checked: CheckedContinuation<Int, any Error>) in
+            let receivers = try await LoopContinuation<Int>.withContinuation { continuation in
                 let waiter = ClusterPublishWaiter(
                     payloads: clusterPayloads,
                     asking: false,
                     receivers: 0,
-                    continuation: LoopContinuation(checked)
+                    continuation: continuation
                 ) { redirect, again, receivers, continuation in
                     let bytes: [[UInt8]] =
                         switch again {

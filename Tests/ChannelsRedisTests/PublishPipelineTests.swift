@@ -26,8 +26,8 @@ struct PublishPipelineTests {
             for index in counts.indices {
                 group.addTask {
                     do {
-                        let receivers = try await withCheckedThrowingContinuation { continuation in
-                            continuations.byIndex.withLock { $0[index] = LoopContinuation(continuation) }
+                        let receivers = try await LoopContinuation<Int>.withContinuation { continuation in
+                            continuations.byIndex.withLock { $0[index] = continuation }
                         }
                         return (index, .published(receivers: receivers))
                     } catch let error as ChannelLayerError {

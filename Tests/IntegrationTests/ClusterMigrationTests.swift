@@ -111,8 +111,7 @@ struct ClusterMigrationTests {
         asking: Bool
     ) async throws -> Int {
         let engine = layer.engine
-        let receivers = try await withCheckedThrowingContinuation { (checked: CheckedContinuation<Int, any Error>) in
-            let continuation = LoopContinuation(checked)
+        let receivers = try await LoopContinuation<Int>.withContinuation { continuation in
             let submitted = layer.loop.execute {
                 engine.clusterPublish(
                     to: channel,

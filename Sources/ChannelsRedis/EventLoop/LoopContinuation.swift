@@ -4,14 +4,42 @@
 /// through it after its await returns (see `onLoop`): an unlock/lock pair that lets
 /// ThreadSanitizer see the caller read what the loop made (a new channel's mailbox, say), for one
 /// uncontended lock per call. Why it is needed: see `LockedValue`.
+///
+/// Checked in debug builds, unsafe in release builds. A checked continuation catches a second
+/// resume or a lost one, and ThreadSanitizer (the tests, which are debug builds) reads an unsafe
+/// one resumed before its task suspended as a race (see `LockedValue`). In release builds the check
+/// costs each awaited send an allocation (its canary) and, as `CheckedContinuation` is not
+/// `@frozen`, a copy through value witnesses and a generic metadata look-up wherever this value is
+/// copied (see Benchmarks.md, "System calls, counted"). Every resume goes through this type, so
+/// the tests exercise the same resumes the release build makes.
 struct LoopContinuation<Value: Sendable>: Sendable {
+    #if DEBUG
+        private typealias Base = CheckedContinuation<Value, any Error>
+    #else
+        private typealias Base = UnsafeContinuation<Value, any Error>
+    #endif
+
     /// Passes through the hand-off lock (shared by all layers; held for an empty critical section).
     static func passHandoff() { loopHandoff.pass() }
 
-    private let base: CheckedContinuation<Value, any Error>
+    private let base: Base
 
-    init(_ base: CheckedContinuation<Value, any Error>) {
+    private init(_ base: Base) {
         self.base = base
+    }
+
+    /// Suspends the calling task until `body`'s continuation is resumed (`body` runs at once, on
+    /// the caller's thread). Like `withCheckedThrowingContinuation`, it runs in the caller's
+    /// isolation, so a `nonisolated(nonsending)` caller makes no hop.
+    static func withContinuation(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (LoopContinuation<Value>) -> Void
+    ) async throws -> Value {
+        #if DEBUG
+            try await withCheckedThrowingContinuation(isolation: isolation) { body(LoopContinuation($0)) }
+        #else
+            try await withUnsafeThrowingContinuation(isolation: isolation) { body(LoopContinuation($0)) }
+        #endif
     }
 
     func resume(returning value: sending Value) {

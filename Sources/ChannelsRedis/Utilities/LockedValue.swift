@@ -19,10 +19,11 @@
 ///   uncontended lock each: `LoopContinuation` for every call handed to the loop (the resume passes
 ///   its hand-off lock, the caller passes it again after its await), and `ChannelMailbox.settle`
 ///   for a message handed to a waiting consumer (the consumer takes the mailbox's mutex after it
-///   resumes). Calls handed to the loop use checked continuations, as resuming an
-///   `UnsafeContinuation` from the loop thread before the awaiting task has suspended is reported as
-///   a race; the mailbox's waiters are unsafe ones (a checked one allocates per wait), registered
-///   and taken under the mailbox's mutex. That leaves one instant the sanitizer misreads: a waiter
+///   resumes). Calls handed to the loop use checked continuations in debug builds (the tests, and
+///   so every ThreadSanitizer run), as resuming an `UnsafeContinuation` from the loop thread before
+///   the awaiting task has suspended is reported as a race; release builds use unsafe ones (see
+///   `LoopContinuation`). The mailbox's waiters are unsafe ones (a checked one allocates per
+///   wait), registered and taken under the mailbox's mutex. That leaves one instant the sanitizer misreads: a waiter
 ///   resumed between its registration's unlock and its task's suspension goes on without being
 ///   enqueued, ordered only by the runtime's continuation status; `.ci/tsan.supp` names that one
 ///   report (an access inside `UnsafeContinuation.resume` itself) and says why.
