@@ -15,9 +15,9 @@
 /// - Resuming a continuation is synchronised inside the concurrency runtime, which is not
 ///   instrumented, so ThreadSanitizer does not always see that the resumed task may read what the
 ///   resuming thread wrote before the resume. The runtime does order the two; to make that visible,
-///   both sides of a hand-off from the loop thread also pass through a pthread mutex, one
-///   uncontended lock each: `LoopContinuation` for every call handed to the loop (the resume passes
-///   its hand-off lock, the caller passes it again after its await), and `ChannelMailbox.settle`
+///   both sides of a hand-off from the loop thread also pass through a pthread mutex:
+///   `LoopContinuation` for every call handed to the loop (the resume passes its hand-off lock, the
+///   caller passes it again after its await; debug builds only), and `ChannelMailbox.settle`
 ///   for a message handed to a waiting consumer (the consumer takes the mailbox's mutex after it
 ///   resumes). Calls handed to the loop use checked continuations in debug builds (the tests, and
 ///   so every ThreadSanitizer run), as resuming an `UnsafeContinuation` from the loop thread before
