@@ -825,44 +825,37 @@ struct LayerTests {
         await layer.close()
     }
 
-    @Test func replyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
-        for replyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
-            var configuration = RedisPubSubChannelLayer.Configuration()
-            configuration.replyPoll = replyPoll
-            do {
-                _ = try RedisPubSubChannelLayer(configuration: configuration)
-                Issue.record("accepted replyPoll \(replyPoll)")
-            } catch let error as ChannelLayerError {
-                #expect(error.code == .invalidConfiguration)
-                #expect(error.message.contains("replyPoll"))
-            }
-        }
+    @Test func replyPollOutsideZeroToOneSecondIsAConfigurationError() {
+        expectRefused(\.replyPoll, named: "replyPoll", [.microseconds(-1), .seconds(1) + .nanoseconds(1)])
     }
 
-    @Test func aClusterSlotMapRefreshIntervalUnder100MillisecondsIsAConfigurationError() throws {
-        for interval: Duration in [.zero, .milliseconds(99)] {
-            var configuration = RedisPubSubChannelLayer.Configuration()
-            configuration.clusterSlotMapRefreshInterval = interval
-            do {
-                _ = try RedisPubSubChannelLayer(configuration: configuration)
-                Issue.record("accepted clusterSlotMapRefreshInterval \(interval)")
-            } catch let error as ChannelLayerError {
-                #expect(error.code == .invalidConfiguration)
-                #expect(error.message.contains("clusterSlotMapRefreshInterval"))
-            }
-        }
+    @Test func aClusterSlotMapRefreshIntervalUnder100MillisecondsIsAConfigurationError() {
+        expectRefused(\.clusterSlotMapRefreshInterval, named: "clusterSlotMapRefreshInterval", [.zero, .milliseconds(99)])
     }
 
-    @Test func busyPollOutsideZeroToOneSecondIsAConfigurationError() throws {
-        for busyPoll: Duration in [.microseconds(-1), .seconds(1) + .nanoseconds(1)] {
+    @Test func busyPollOutsideZeroToOneSecondIsAConfigurationError() {
+        expectRefused(\.busyPoll, named: "busyPoll", [.microseconds(-1), .seconds(1) + .nanoseconds(1)])
+    }
+
+    /// Each of `values` set at `setting` makes the layer's initialiser throw `invalidConfiguration`
+    /// naming `name`.
+    private func expectRefused(
+        _ setting: WritableKeyPath<RedisPubSubChannelLayer.Configuration, Duration>,
+        named name: String,
+        _ values: [Duration],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        for value in values {
             var configuration = RedisPubSubChannelLayer.Configuration()
-            configuration.busyPoll = busyPoll
+            configuration[keyPath: setting] = value
             do {
                 _ = try RedisPubSubChannelLayer(configuration: configuration)
-                Issue.record("accepted busyPoll \(busyPoll)")
+                Issue.record("accepted \(name) \(value)", sourceLocation: sourceLocation)
             } catch let error as ChannelLayerError {
-                #expect(error.code == .invalidConfiguration)
-                #expect(error.message.contains("busyPoll"))
+                #expect(error.code == .invalidConfiguration, sourceLocation: sourceLocation)
+                #expect(error.message.contains(name), sourceLocation: sourceLocation)
+            } catch {
+                Issue.record("\(name) \(value): \(error)", sourceLocation: sourceLocation)
             }
         }
     }
