@@ -21,7 +21,8 @@ struct LoopContinuation<Value: Sendable>: Sendable {
         private typealias Base = UnsafeContinuation<Value, any Error>
     #endif
 
-    /// Passes through the hand-off lock (shared by all layers; held for an empty critical section).
+    /// Passes through the hand-off lock (shared by all layers; held for an empty critical section;
+    /// debug builds only).
     static func passHandoff() { loopHandoff.pass() }
 
     private let base: Base

@@ -23,10 +23,11 @@
 ///   so every ThreadSanitizer run), as resuming an `UnsafeContinuation` from the loop thread before
 ///   the awaiting task has suspended is reported as a race; release builds use unsafe ones (see
 ///   `LoopContinuation`). The mailbox's waiters are unsafe ones (a checked one allocates per
-///   wait), registered and taken under the mailbox's mutex. That leaves one instant the sanitizer misreads: a waiter
-///   resumed between its registration's unlock and its task's suspension goes on without being
-///   enqueued, ordered only by the runtime's continuation status; `.ci/tsan.supp` names that one
-///   report (an access inside `UnsafeContinuation.resume` itself) and says why.
+///   wait), registered and taken under the mailbox's mutex. That leaves one instant the sanitizer
+///   misreads: a waiter resumed between its registration's unlock and its task's suspension goes
+///   on without being enqueued, ordered only by the runtime's continuation status;
+///   `.ci/tsan.supp` names that one report (an access inside `UnsafeContinuation.resume` itself)
+///   and says why.
 final class LockedValue<Value: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only read or written while `mutex` is held.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
