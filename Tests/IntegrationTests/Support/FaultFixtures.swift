@@ -47,6 +47,10 @@ struct SubscribedLayer {
         channel = try await layer.newChannel()
         if let group { try await layer.groupAdd(group, channel: channel) }
         collector = try await MessageCollector(layer, channel: channel)
+        // Both connections ready, so that a fault injected next is an outage (a `.disconnected` event): the
+        // subscription's confirmation does not wait for the publisher, whose TLS handshake may still be running.
+        let layer = layer
+        try await eventually("the layer is healthy (both connections ready)") { layer.isHealthy }
     }
 }
 
