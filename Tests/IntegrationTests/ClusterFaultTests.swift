@@ -65,7 +65,7 @@ struct ClusterFaultTests {
 
     @Test func aSendOnAStaleMapFollowsMoved() async throws {
         try await withClusterLayer(replicasPerPrimary: 0) { receiver, cluster in
-            let sender = try staleMapLayer(cluster)
+            let sender = try await staleMapLayer(cluster)
             try await closing(sender) { sender in
                 let channel = try await receiver.newChannel()
                 #expect(try await sender.send(["n": 1], to: channel) == 1)

@@ -191,11 +191,24 @@ func withClusterLayer<Result>(
 
 /// A second layer on `cluster` whose slot map goes stale: nothing subscribed through it tells it that a slot moved, and
 /// its periodic refresh is an hour away, so its next send to a moved slot meets the redirect.
-func staleMapLayer(_ cluster: RedisCluster, sendTimeout: Duration? = nil) throws -> RedisPubSubChannelLayer {
+///
+/// Returned once every primary's shard is healthy and then half a second more (times `TestTime.scale`): until then the
+/// map is also fetched every 500 ms (a primary whose connections are still being made counts as unhealthy), and such a
+/// fetch after the test moved a slot would read the new map first (seen under AddressSanitizer).
+func staleMapLayer(_ cluster: RedisCluster, sendTimeout: Duration? = nil) async throws -> RedisPubSubChannelLayer {
     var configuration = RedisPubSubChannelLayer.Configuration(hosts: [cluster.url])
     configuration.clusterSlotMapRefreshInterval = .seconds(3600)
     if let sendTimeout { configuration.sendTimeout = sendTimeout }
-    return try RedisPubSubChannelLayer(configuration: configuration)
+    let layer = try RedisPubSubChannelLayer(configuration: configuration)
+    do {
+        // Not healthy before the first map either (no shards yet).
+        try await eventually("every primary's shard of the stale-map layer is ready") { layer.isHealthy }
+        try await Task.sleep(for: .milliseconds(600) * TestTime.scale)  // the last 500 ms fetch, scheduled before
+    } catch {
+        await layer.close()
+        throw error
+    }
+    return layer
 }
 
 /// A cluster nobody answers for: operations fail with a typed error within bounds, none hangs.

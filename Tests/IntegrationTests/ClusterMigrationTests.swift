@@ -17,7 +17,7 @@ struct ClusterMigrationTests {
     /// until the slot is assigned; then the source answers `-MOVED` and ends the subscriptions.
     @Test func aMigratingSlotStaysOnItsSourceUntilAssignedThenItsChannelMoves() async throws {
         try await withClusterLayer(replicasPerPrimary: 0) { receiver, cluster in
-            let sender = try staleMapLayer(cluster)
+            let sender = try await staleMapLayer(cluster)
             try await closing(sender) { sender in
                 let channel = try await receiver.newChannel()
                 let slot = ClusterKeySlot.slot(for: channel)
@@ -215,7 +215,7 @@ struct ClusterPartialRedirectTests {
     /// a given batch is split depends on where the assignment lands in it; the count of split runs is printed.)
     @Test func aBatchWhoseSlotIsAssignedMidwaySucceedsWithEveryMessageOnce() async throws {
         try await withClusterLayer(replicasPerPrimary: 0, configure: { $0.capacity = 1_000_000 }) { receiver, cluster in
-            let sender = try staleMapLayer(cluster, sendTimeout: .seconds(20))
+            let sender = try await staleMapLayer(cluster, sendTimeout: .seconds(20))
             try await closing(sender) { sender in
                 let channel = try await receiver.newChannel()
                 let slot = ClusterKeySlot.slot(for: channel)
